@@ -1,0 +1,1 @@
+"""The fleet backend: purchase flow, Vipps MobilePay, operators' API."""

@@ -1,0 +1,1 @@
+"""The edge agent: one process per vending machine, between the MDB bus and MQTT."""

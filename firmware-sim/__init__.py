@@ -1,0 +1,1 @@
+"""The vend board simulator: a vending machine controller (VMC), bus master on MDB."""

@@ -1,0 +1,1 @@
+"""The shared vocabulary of vendgate: money, MQTT messages, the MDB cashless codec. Pure code."""

@@ -1,0 +1,1 @@
+"""Subcommands of the ``vendgate`` command line, one module each."""
