@@ -1,1 +1,5 @@
 """The shared vocabulary of vendgate: money, MQTT messages, the MDB cashless codec. Pure code."""
+
+from vendgate.protocol._money import CurrencyMismatch, Money, MoneyError, currency_exponent
+
+__all__ = ["CurrencyMismatch", "Money", "MoneyError", "currency_exponent"]

@@ -1,0 +1,456 @@
+"""The messages of wire format v1, one frozen msgspec Struct per topic suffix.
+
+Every class has a ``create`` factory taking ``now`` (aware) and filling ``id`` and ``ts``;
+the core never reads a clock. Field order here is the order on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import msgspec
+
+from vendgate.protocol._money import Money, MoneyError
+from vendgate.protocol.mqtt._envelope import (
+    Command,
+    Event,
+    Identifier,
+    Message,
+    NonNegativeInt,
+    Timestamp,
+    new_id,
+    utc_now_from,
+)
+from vendgate.protocol.mqtt._errors import MessageError
+from vendgate.protocol.mqtt._topics import TopicKind
+
+__all__ = [
+    "Ack",
+    "Authorized",
+    "Cancel",
+    "Config",
+    "Dispensed",
+    "DispensedItem",
+    "EndReason",
+    "Ended",
+    "Hello",
+    "RejectReason",
+    "Rejected",
+    "Started",
+    "Status",
+    "StatusState",
+    "Telemetry",
+]
+
+
+class StatusState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class RejectReason(StrEnum):
+    BUSY = "busy"
+    EXPIRED = "expired"
+    BOARD_DOWN = "board_down"
+    DUPLICATE = "duplicate"
+    INVALID = "invalid"
+
+
+class EndReason(StrEnum):
+    COMPLETED = "completed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    BOARD_RESET = "board_reset"
+    LINK_LOST = "link_lost"
+
+
+def _envelope(cls: type[Message], now: datetime, message_id: str | None) -> dict[str, Any]:
+    return {
+        "id": new_id() if message_id is None else message_id,
+        "ts": utc_now_from(now, cls.wire_name()),
+    }
+
+
+def _require_member(message: Message, field: str, enum: type[StrEnum]) -> None:
+    """Accept the plain string too, but store the enum member."""
+    value = getattr(message, field)
+    try:
+        member = enum(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        raise MessageError(
+            message.wire_name(), f"must be one of {allowed}, got {value!r}", field
+        ) from None
+    msgspec.structs.force_setattr(message, field, member)
+
+
+def _require_money(message: Message, field: str) -> None:
+    if not isinstance(getattr(message, field), Money):
+        raise MessageError(message.wire_name(), "must be a Money", field)
+
+
+# -- status and telemetry ----------------------------------------------------------------------
+
+
+class Status(Message, frozen=True, kw_only=True):
+    """Retained on ``status``: ``online`` when connected, ``offline`` as the last will."""
+
+    topic_kind: ClassVar[TopicKind] = TopicKind.STATUS
+
+    state: StatusState
+    boot_id: Identifier
+    versions: dict[str, str]
+
+    def _validate(self) -> None:
+        super()._validate()
+        _require_member(self, "state", StatusState)
+        self._require_text("boot_id")
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        now: datetime,
+        state: StatusState,
+        boot_id: str,
+        versions: dict[str, str],
+        message_id: str | None = None,
+    ) -> Status:
+        return cls(
+            **_envelope(cls, now, message_id), state=state, boot_id=boot_id, versions=versions
+        )
+
+
+class Telemetry(Message, frozen=True, kw_only=True):
+    """A heartbeat. Free-form figures go into ``extra`` (top-level unknown keys are ignored)."""
+
+    topic_kind: ClassVar[TopicKind] = TopicKind.TELEMETRY
+
+    uptime_s: NonNegativeInt
+    board: Identifier
+    outbox: NonNegativeInt
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._require_count("uptime_s")
+        self._require_text("board")
+        self._require_count("outbox")
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        now: datetime,
+        uptime_s: int,
+        board: str,
+        outbox: int,
+        extra: dict[str, Any] | None = None,
+        message_id: str | None = None,
+    ) -> Telemetry:
+        return cls(
+            **_envelope(cls, now, message_id),
+            uptime_s=uptime_s,
+            board=board,
+            outbox=outbox,
+            extra={} if extra is None else extra,
+        )
+
+
+# -- commands (cloud -> edge) ------------------------------------------------------------------
+
+
+class Authorized(Command, frozen=True, kw_only=True):
+    """The customer approved ``amount``: open a vend session with it until ``expires_at``."""
+
+    topic_name: ClassVar[str | None] = "authorized"
+
+    vend_id: Identifier
+    amount: Money
+    expires_at: Timestamp
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._require_text("vend_id")
+        _require_money(self, "amount")
+        self._require_utc("expires_at")
+
+    def is_expired(self, now: datetime) -> bool:
+        """True from ``expires_at`` on; the edge ignores an expired authorization."""
+        return utc_now_from(now, self.wire_name()) >= self.expires_at
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        now: datetime,
+        vend_id: str,
+        amount: Money,
+        expires_at: datetime,
+        message_id: str | None = None,
+    ) -> Authorized:
+        return cls(
+            **_envelope(cls, now, message_id), vend_id=vend_id, amount=amount, expires_at=expires_at
+        )
+
+
+class Cancel(Command, frozen=True, kw_only=True):
+    """End the vend session ``vend_id`` (customer gave up, payment aborted)."""
+
+    topic_name: ClassVar[str | None] = "cancel"
+
+    vend_id: Identifier
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._require_text("vend_id")
+
+    @classmethod
+    def create(cls, *, now: datetime, vend_id: str, message_id: str | None = None) -> Cancel:
+        return cls(**_envelope(cls, now, message_id), vend_id=vend_id)
+
+
+class Ack(Command, frozen=True, kw_only=True):
+    """The cloud committed these event ids: the edge may drop them from its outbox."""
+
+    topic_name: ClassVar[str | None] = "ack"
+
+    events: tuple[Identifier, ...]
+
+    def _validate(self) -> None:
+        super()._validate()
+        for index, event_id in enumerate(self.events):
+            if not isinstance(event_id, str) or not event_id:
+                self._fail(f"events[{index}]", "must be a non-empty string")
+
+    @classmethod
+    def create(cls, *, now: datetime, events: Iterable[str], message_id: str | None = None) -> Ack:
+        return cls(**_envelope(cls, now, message_id), events=tuple(events))
+
+
+class Config(Command, frozen=True, kw_only=True):
+    """Settings changes for the edge, e.g. ``{"selection_timeout_s": 30}``."""
+
+    topic_name: ClassVar[str | None] = "config"
+
+    settings: dict[str, Any]
+
+    @classmethod
+    def create(
+        cls, *, now: datetime, settings: dict[str, Any], message_id: str | None = None
+    ) -> Config:
+        return cls(**_envelope(cls, now, message_id), settings=settings)
+
+
+# -- events (edge -> cloud) --------------------------------------------------------------------
+
+
+class Started(Event, frozen=True, kw_only=True):
+    """The vend board opened a session with ``funds`` of credit."""
+
+    topic_name: ClassVar[str | None] = "started"
+
+    vend_id: Identifier
+    funds: Money
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._require_text("vend_id")
+        _require_money(self, "funds")
+
+    @classmethod
+    def create(
+        cls, *, now: datetime, seq: int, vend_id: str, funds: Money, message_id: str | None = None
+    ) -> Started:
+        return cls(**_envelope(cls, now, message_id), seq=seq, vend_id=vend_id, funds=funds)
+
+
+class Rejected(Event, frozen=True, kw_only=True):
+    """The edge refused the authorization ``vend_id`` and will not vend for it."""
+
+    topic_name: ClassVar[str | None] = "rejected"
+
+    vend_id: Identifier
+    reason: RejectReason
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._require_text("vend_id")
+        _require_member(self, "reason", RejectReason)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        now: datetime,
+        seq: int,
+        vend_id: str,
+        reason: RejectReason,
+        message_id: str | None = None,
+    ) -> Rejected:
+        return cls(**_envelope(cls, now, message_id), seq=seq, vend_id=vend_id, reason=reason)
+
+
+class DispensedItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One vend attempt inside a session, as listed in ``ended``."""
+
+    item: NonNegativeInt
+    price: Money
+    success: bool
+
+    def __post_init__(self) -> None:
+        if type(self.item) is not int or self.item < 0:
+            raise MessageError(
+                "evt/ended", f"must be a non-negative integer, got {self.item!r}", "item"
+            )
+        if not isinstance(self.price, Money):
+            raise MessageError("evt/ended", "must be a Money", "price")
+
+
+class Dispensed(Event, frozen=True, kw_only=True):
+    """The board reported VEND SUCCESS (``success``) or VEND FAILURE for ``item`` at ``price``."""
+
+    topic_name: ClassVar[str | None] = "dispensed"
+
+    vend_id: Identifier
+    item: NonNegativeInt
+    price: Money
+    success: bool
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._require_text("vend_id")
+        self._require_count("item")
+        _require_money(self, "price")
+
+    def as_item(self) -> DispensedItem:
+        """This attempt as a line of the ``ended`` event."""
+        return DispensedItem(item=self.item, price=self.price, success=self.success)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        now: datetime,
+        seq: int,
+        vend_id: str,
+        item: int,
+        price: Money,
+        success: bool,
+        message_id: str | None = None,
+    ) -> Dispensed:
+        return cls(
+            **_envelope(cls, now, message_id),
+            seq=seq,
+            vend_id=vend_id,
+            item=item,
+            price=price,
+            success=success,
+        )
+
+
+class Ended(Event, frozen=True, kw_only=True):
+    """The session is over: every attempt, and ``total``, the sum of successful prices."""
+
+    topic_name: ClassVar[str | None] = "ended"
+
+    vend_id: Identifier
+    reason: EndReason
+    dispensed: tuple[DispensedItem, ...]
+    total: Money
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._require_text("vend_id")
+        _require_member(self, "reason", EndReason)
+        _require_money(self, "total")
+
+    def check_total(self) -> Money:
+        """Return ``total`` if it equals the sum of successful prices, all in one currency.
+
+        Not enforced by the decoder: a receiver decides what to do with an inconsistent
+        report (the cloud trusts the itemised lines and logs the mismatch).
+        """
+        for index, line in enumerate(self.dispensed):
+            if line.price.currency != self.total.currency:
+                self._fail(
+                    f"dispensed[{index}].price",
+                    f"currency {line.price.currency} differs from total's {self.total.currency}",
+                )
+        expected = _successful_total(self.dispensed, self.total.currency)
+        if expected != self.total:
+            self._fail(
+                "total", f"is {self.total.format()}, successful items sum to {expected.format()}"
+            )
+        return self.total
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        now: datetime,
+        seq: int,
+        vend_id: str,
+        reason: EndReason,
+        dispensed: Iterable[DispensedItem],
+        currency: str,
+        message_id: str | None = None,
+    ) -> Ended:
+        """Build the event with ``total`` computed from the successful lines."""
+        lines = tuple(dispensed)
+        try:
+            total = _successful_total(lines, currency)
+        except MoneyError as error:
+            raise MessageError(cls.wire_name(), str(error), "dispensed") from error
+        return cls(
+            **_envelope(cls, now, message_id),
+            seq=seq,
+            vend_id=vend_id,
+            reason=reason,
+            dispensed=lines,
+            total=total,
+        )
+
+
+def _successful_total(lines: Iterable[DispensedItem], currency: str) -> Money:
+    return Money.total((line.price for line in lines if line.success), currency)
+
+
+class Hello(Event, frozen=True, kw_only=True):
+    """Sent on every connect: the sessions the edge still has open and its outbox size."""
+
+    topic_name: ClassVar[str | None] = "hello"
+
+    boot_id: Identifier
+    open_vends: tuple[Identifier, ...]
+    outbox: NonNegativeInt
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._require_text("boot_id")
+        self._require_count("outbox")
+        for index, vend_id in enumerate(self.open_vends):
+            if not isinstance(vend_id, str) or not vend_id:
+                self._fail(f"open_vends[{index}]", "must be a non-empty string")
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        now: datetime,
+        seq: int,
+        boot_id: str,
+        open_vends: Iterable[str],
+        outbox: int,
+        message_id: str | None = None,
+    ) -> Hello:
+        return cls(
+            **_envelope(cls, now, message_id),
+            seq=seq,
+            boot_id=boot_id,
+            open_vends=tuple(open_vends),
+            outbox=outbox,
+        )
