@@ -1,0 +1,123 @@
+"""``VippsSimulator``: the simulator's state and services, independent of HTTP.
+
+One instance per simulated merchant. The Litestar app (``create_vipps_sim``) is a thin layer
+over it; tests reach in through ``app.state.sim`` to play the customer, change faults, advance
+the clock or wait for webhook deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+import httpx
+import msgspec
+
+from vendgate.cloud.vipps import WebhookEvent
+
+from ._payments import PaymentService
+from ._problems import SimProblem
+from ._qr_codes import RedirectQrStore
+from ._receipts import ReceiptStore
+from ._settings import SimSettings
+from ._tokens import TokenIssuer
+from ._webhook_delivery import WebhookDispatcher, WebhookRegistry
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def _unauthorized(message: str) -> SimProblem:
+    # 401s come from Azure API Management in front of Vipps, in its own format.
+    return SimProblem(401, "Unauthorized", message, body={"statusCode": 401, "message": message})
+
+
+class VippsSimulator:
+    def __init__(
+        self,
+        settings: SimSettings,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        webhook_http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.sleep = sleep
+        self.faults = settings.faults
+        self.tokens = TokenIssuer(settings.token_lifetime)
+        self.webhooks = WebhookRegistry()
+        self.dispatcher = WebhookDispatcher(
+            self.faults,
+            retry_delays=settings.webhook_retry_delays,
+            timeout=settings.webhook_timeout,
+            clock=clock,
+            sleep=sleep,
+            http=webhook_http,
+        )
+        self.payments = PaymentService(
+            settings.credentials.msn, clock, lambda: self.settings.payment_expiry, self._publish
+        )
+        self.qr = RedirectQrStore(settings.require_https)
+        self.receipts = ReceiptStore()
+
+    def _publish(self, event: WebhookEvent) -> None:
+        name = f"epayments.payment.{event.name.lower()}.v1"
+        subscribers = self.webhooks.subscribers(name)
+        if subscribers:
+            body = msgspec.json.encode(event)
+            self.dispatcher.publish(subscribers, name, event.reference, body)
+
+    # -- authentication ------------------------------------------------------------------------
+
+    def issue_token(self, headers: Mapping[str, str]) -> str:
+        creds = self.settings.credentials
+        self.check_subscription_key(headers)
+        given = (headers.get("client_id", ""), headers.get("client_secret", ""))
+        if not (_same(given[0], creds.client_id) and _same(given[1], creds.client_secret)):
+            raise _unauthorized("Invalid client_id or client_secret.")
+        return self.tokens.issue(self.clock())
+
+    def check_subscription_key(self, headers: Mapping[str, str]) -> None:
+        key = headers.get("ocp-apim-subscription-key")
+        if key is None:
+            raise _unauthorized("Access denied due to missing subscription key.")
+        if not _same(key, self.settings.credentials.subscription_key):
+            raise _unauthorized("Access denied due to invalid subscription key.")
+
+    def authenticate(self, headers: Mapping[str, str], *, msn_required: bool) -> None:
+        """The checks every API call passes: subscription key, bearer token, merchant."""
+        self.check_subscription_key(headers)
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or not self.tokens.valid(token.strip(), self.clock()):
+            raise _unauthorized("Access token is missing, invalid or expired.")
+        msn = headers.get("merchant-serial-number")
+        if msn is None:
+            if msn_required:
+                raise SimProblem(400, "Bad Request", "Merchant-Serial-Number header is required")
+            return
+        if msn != self.settings.credentials.msn:
+            raise SimProblem(403, "Forbidden", f"these keys do not give access to MSN {msn}")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Apply the passage of time (payment expiry); the sweeper calls it every second."""
+        self.payments.tick()
+
+    async def sweep(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.tick()
+
+    async def webhooks_idle(self) -> None:
+        await self.dispatcher.idle()
+
+    async def aclose(self) -> None:
+        await self.dispatcher.aclose()
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
