@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     decode = actions.add_parser(
         "decode",
         help="decode an MDB capture to JSON lines",
-        description="Decode MDB blocks (VMC commands and cashless replies) into JSON, one per line.",
+        description="Decode MDB blocks (VMC commands, cashless replies) into JSON, one per line.",
         epilog=DECODE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
