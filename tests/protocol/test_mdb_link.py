@@ -35,6 +35,21 @@ def test_documented_example_frame() -> None:
     assert encode_frame(VEND_REQUEST) == VEND_REQUEST_FRAME
 
 
+def test_documented_reply_and_stuffing_examples() -> None:
+    assert encode_frame(VEND_APPROVED) == bytes.fromhex("7e 02 04 08 05 00 0a 0f 37 c0 7e")
+    block = Block(Direction.CD, (Word(0x7E), Word(0x7D), Word(0xFB, True)))
+    assert encode_frame(block) == bytes.fromhex("7e 02 03 04 7d 5e 7d 5d fb 42 0b 7e")
+
+
+def test_mode_bits_beyond_the_count_are_rejected() -> None:
+    body = bytes([0x02, 0x01, 0x03, 0x00])  # count 1 but bit 1 set in the bitmap
+    frame = bytes([FLAG]) + body + crc16(body).to_bytes(2, "big") + bytes([FLAG])
+    decoder = LinkDecoder()
+    decoder.feed(frame)
+    assert decoder.next_block() is None
+    assert decoder.stats.last_error == "mode bits set beyond the word count"
+
+
 def test_flag_and_escape_bytes_are_stuffed() -> None:
     block = Block(Direction.CD, (Word(0x7E), Word(0x7D), Word(0xFB, True)))
     frame = encode_frame(block)
