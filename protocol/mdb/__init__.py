@@ -29,7 +29,8 @@ Layers, bottom up (like pymodbus: messages, framer, transport kept apart):
 
 Errors (h11 style): ``MdbError`` > ``LocalMdbError`` (we asked for something illegal; nothing was
 sent) and ``RemoteMdbError`` (the peer sent something bad). Each carries ``answer``, an
-``Answer`` hint: usually ``SILENCE`` (MDB App. A3: do not NAK, let the VMC retry).
+``Answer`` hint: ``SILENCE`` for a bad command (MDB App. A3: do not NAK, let the VMC retry),
+``RETRANSMIT`` for a bad reply read by the VMC (send RET), ``NOT_SENT`` for local errors.
 """
 
 from ._capture import CaptureLineError, decode_capture, format_capture_line, parse_capture_line

@@ -171,7 +171,11 @@ def decode_block(
         raise RemoteMdbError(f"block of {len(words)} bytes; MDB blocks hold {MAX_BLOCK_WORDS}")
     if block.direction is Direction.VMC:
         return _decode_vmc(words, device)
-    return _decode_cd(words, dialect)
+    try:
+        return _decode_cd(words, dialect)
+    except RemoteMdbError as exc:
+        # The VMC reads CD blocks; it may ask for the reply again instead of waiting.
+        raise RemoteMdbError(exc.message, answer=Answer.RETRANSMIT) from None
 
 
 def decode_command(words: Iterable[Word], *, device: int = CASHLESS_1) -> VmcMessage:
@@ -195,9 +199,11 @@ def decode_responses(
 def _require_checksum(decoded: Decoded, block: Block) -> None:
     if not decoded.checksum_ok:
         data = block.data
+        vmc_reading = decoded.direction is Direction.CD
         raise RemoteMdbError(
             f"checksum mismatch in {decoded.direction.value} block: CHK is {data[-1]:02X}H, "
-            f"the bytes before it sum to {checksum(data[:-1]):02X}H"
+            f"the bytes before it sum to {checksum(data[:-1]):02X}H",
+            answer=Answer.RETRANSMIT if vmc_reading else Answer.SILENCE,
         )
 
 

@@ -19,6 +19,9 @@ class Answer(enum.Enum):
     SILENCE = "silence"
     """Say nothing: the VMC repeats the command or times out (MDB App. A3 advises against NAK)."""
 
+    RETRANSMIT = "retransmit"
+    """VMC side: a reply arrived damaged; send RET and the peripheral repeats it (§2.2)."""
+
     RESET = "reset"
     """VMC side: the peripheral is confused; send RESET and initialise it again."""
 
