@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
+from ._errors import VippsRequestInvalid
 from ._http import VippsHttp, decode
 from ._schemas import (
     MerchantRedirectQr,
@@ -13,6 +15,13 @@ from ._schemas import (
 )
 
 REDIRECTS = "/qr/v1/merchant-redirect"
+QR_ID_PATTERN = re.compile(r"^[-_+%æøåÆØÅ\w\s]{1,128}$")
+
+
+def check_qr_id(qr_id: str) -> str:
+    if not QR_ID_PATTERN.fullmatch(qr_id):
+        raise VippsRequestInvalid(f"QR id must match {QR_ID_PATTERN.pattern}: {qr_id!r}")
+    return qr_id
 
 
 def _image_headers(image_format: QrImageFormat, size: int | None) -> dict[str, str]:
@@ -36,7 +45,7 @@ class QrApi:
         image_format: QrImageFormat = "image/svg+xml",
         size: int | None = None,
     ) -> MerchantRedirectQr:
-        body = MerchantRedirectQrRequest(id=qr_id, redirect_url=redirect_url, ttl=ttl)
+        body = MerchantRedirectQrRequest(id=check_qr_id(qr_id), redirect_url=redirect_url, ttl=ttl)
         headers = _image_headers(image_format, size)
         response = await self._http.call("POST", REDIRECTS, body=body, headers=headers)
         return decode(response, MerchantRedirectQr)

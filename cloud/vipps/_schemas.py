@@ -1,7 +1,8 @@
 """msgspec Structs mirroring the Vipps request and response bodies we use.
 
 Field names are snake_case here and camelCase on the wire (``rename="camel"``); optional fields
-left at their default are omitted, as Vipps' own examples do. Responses tolerate unknown fields,
+left at their default are omitted, as Vipps' own examples do, so a field the spec requires
+never has a default here. Responses tolerate unknown fields,
 because Vipps adds fields without bumping the API version.
 """
 
@@ -27,7 +28,7 @@ class VippsBody(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True
 
 class Amount(VippsBody):
     value: int
-    currency: str = "NOK"
+    currency: str
 
 
 class Customer(VippsBody):
@@ -39,14 +40,14 @@ class Customer(VippsBody):
 
 
 class PaymentMethod(VippsBody):
-    type: str = "WALLET"
+    type: str
 
 
 class CreatePaymentRequest(VippsBody):
     amount: Amount
     reference: str
     user_flow: UserFlow
-    payment_method: PaymentMethod = msgspec.field(default_factory=PaymentMethod)
+    payment_method: PaymentMethod
     customer: Customer | None = None
     customer_interaction: CustomerInteraction | None = None
     return_url: str | None = None

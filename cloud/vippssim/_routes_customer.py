@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from ._faults import FaultSettings
@@ -53,11 +55,15 @@ class CustomerController(Controller):
     path = "/sim"
 
     @get("/landing")
-    async def landing(self, sim: VippsSimulator, token: str) -> Response[str]:
+    async def landing(
+        self, sim: NamedDependency[VippsSimulator], token: FromQuery[str]
+    ) -> Response[str]:
         return Response(_page(sim.payments.by_token(token)), media_type="text/html")
 
     @post("/landing/{token:str}/{decision:str}", status_code=303)
-    async def decide(self, sim: VippsSimulator, token: str, decision: str) -> Response[Any]:
+    async def decide(
+        self, sim: NamedDependency[VippsSimulator], token: FromPath[str], decision: FromPath[str]
+    ) -> Response[Any]:
         payment = sim.payments.by_token(token)
         _act(sim, payment, decision)
         # Like the app: back to the merchant's returnUrl once the customer has decided.
@@ -66,14 +72,21 @@ class CustomerController(Controller):
 
     @post("/payments/{reference:str}/{decision:str}", status_code=200)
     async def decide_by_reference(
-        self, sim: VippsSimulator, reference: str, decision: str
+        self,
+        sim: NamedDependency[VippsSimulator],
+        reference: FromPath[str],
+        decision: FromPath[str],
     ) -> Response[bytes]:
         _act(sim, sim.payments.find(reference), decision)
         return json_response(sim.payments.get(reference))
 
     @get("/qr/{name:str}")
     async def qr_image(
-        self, request: AnyRequest, sim: VippsSimulator, name: str, size: int = DEFAULT_PNG_SIZE
+        self,
+        request: AnyRequest,
+        sim: NamedDependency[VippsSimulator],
+        name: FromPath[str],
+        size: FromQuery[int] = DEFAULT_PNG_SIZE,
     ) -> Response[bytes]:
         qr_id, _, suffix = name.rpartition(".")
         root = base_url(request, sim.settings.public_url)
@@ -85,16 +98,20 @@ class CustomerController(Controller):
         raise bad_request("QR images are .png or .svg", style="qr")
 
     @get("/qr/{qr_id:str}/scan", status_code=302)
-    async def qr_scan(self, sim: VippsSimulator, qr_id: str) -> Response[Any]:
+    async def qr_scan(
+        self, sim: NamedDependency[VippsSimulator], qr_id: FromPath[str]
+    ) -> Response[Any]:
         # Merchant redirect QRs send the camera to the current target: updates apply at once.
         return Redirect(sim.qr.get(qr_id).redirect_url, status_code=302)
 
     @get("/faults")
-    async def get_faults(self, sim: VippsSimulator) -> Response[bytes]:
+    async def get_faults(self, sim: NamedDependency[VippsSimulator]) -> Response[bytes]:
         return json_response(_fault_dict(sim.faults))
 
     @post("/faults", status_code=200)
-    async def set_faults(self, request: AnyRequest, sim: VippsSimulator) -> Response[bytes]:
+    async def set_faults(
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator]
+    ) -> Response[bytes]:
         changes = await request.json()
         names = {f.name for f in fields(FaultSettings)} - {"rng", "seed"}
         if not isinstance(changes, dict) or not set(changes) <= names:
@@ -104,7 +121,7 @@ class CustomerController(Controller):
         return json_response(_fault_dict(sim.faults))
 
     @get("/webhook-deliveries")
-    async def deliveries(self, sim: VippsSimulator) -> Response[bytes]:
+    async def deliveries(self, sim: NamedDependency[VippsSimulator]) -> Response[bytes]:
         return json_response([asdict(r) for r in sim.dispatcher.records])
 
 

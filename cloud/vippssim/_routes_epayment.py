@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from ._responses import AnyRequest, base_url, json_response
 from ._simulator import VippsSimulator
@@ -16,7 +18,9 @@ class EPaymentController(Controller):
     path = "/epayment/v1"
 
     @post("/payments", status_code=201)
-    async def create_payment(self, request: AnyRequest, sim: VippsSimulator) -> Response[bytes]:
+    async def create_payment(
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator]
+    ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=True)
         created = sim.payments.create(
             await request.body(),
@@ -27,21 +31,21 @@ class EPaymentController(Controller):
 
     @get("/payments/{reference:str}")
     async def get_payment(
-        self, request: AnyRequest, sim: VippsSimulator, reference: str
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator], reference: FromPath[str]
     ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=True)
         return json_response(sim.payments.get(reference))
 
     @get("/payments/{reference:str}/events")
     async def get_events(
-        self, request: AnyRequest, sim: VippsSimulator, reference: str
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator], reference: FromPath[str]
     ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=True)
         return json_response(sim.payments.events(reference))
 
     @post("/payments/{reference:str}/capture", status_code=200)
     async def capture(
-        self, request: AnyRequest, sim: VippsSimulator, reference: str
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator], reference: FromPath[str]
     ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=True)
         key = request.headers.get("idempotency-key")
@@ -50,7 +54,7 @@ class EPaymentController(Controller):
 
     @post("/payments/{reference:str}/cancel", status_code=200)
     async def cancel(
-        self, request: AnyRequest, sim: VippsSimulator, reference: str
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator], reference: FromPath[str]
     ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=True)
         key = request.headers.get("idempotency-key")
@@ -59,7 +63,7 @@ class EPaymentController(Controller):
 
     @post("/payments/{reference:str}/refund", status_code=200)
     async def refund(
-        self, request: AnyRequest, sim: VippsSimulator, reference: str
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator], reference: FromPath[str]
     ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=True)
         key = request.headers.get("idempotency-key")
@@ -68,7 +72,7 @@ class EPaymentController(Controller):
 
     @post("/test/payments/{reference:str}/approve", status_code=200)
     async def force_approve(
-        self, request: AnyRequest, sim: VippsSimulator, reference: str
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator], reference: FromPath[str]
     ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=True)
         sim.payments.force_approve(reference, await request.body())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from litestar import Controller, Response, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from vendgate.cloud.vipps import (
     EPAYMENT_EVENTS,
@@ -30,7 +32,9 @@ QR_ACCEPT = ("image/*", "image/png", "image/svg+xml", "text/targeturl")
 
 
 @post("/accesstoken/get", status_code=200)
-async def access_token(request: AnyRequest, sim: VippsSimulator) -> Response[bytes]:
+async def access_token(
+    request: AnyRequest, sim: NamedDependency[VippsSimulator]
+) -> Response[bytes]:
     token = sim.issue_token(request.headers)
     now = int(sim.clock())
     lifetime = str(sim.tokens.lifetime)
@@ -50,7 +54,9 @@ class WebhooksController(Controller):
     path = "/webhooks/v1/webhooks"
 
     @post("/", status_code=201)
-    async def register(self, request: AnyRequest, sim: VippsSimulator) -> Response[bytes]:
+    async def register(
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator]
+    ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=False)
         body = decode_body(await request.body(), RegisterWebhookRequest)
         _check_registration(sim, body)
@@ -60,21 +66,23 @@ class WebhooksController(Controller):
         )
 
     @get("/")
-    async def list_webhooks(self, request: AnyRequest, sim: VippsSimulator) -> Response[bytes]:
+    async def list_webhooks(
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator]
+    ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=False)
         hooks = [Webhook(id=r.id, url=r.url, events=list(r.events)) for r in sim.webhooks.all()]
         return json_response(WebhookList(webhooks=hooks))
 
     @delete("/{webhook_id:str}", status_code=204)
     async def delete_webhook(
-        self, request: AnyRequest, sim: VippsSimulator, webhook_id: str
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator], webhook_id: FromPath[str]
     ) -> None:
         sim.authenticate(request.headers, msn_required=False)
         if not sim.webhooks.delete(webhook_id):
             raise SimProblem(404, "Not Found", f"no webhook {webhook_id}")
 
 
-def _check_registration(sim: VippsSimulator, body: RegisterWebhookRequest) -> None:
+def _check_registration(sim: NamedDependency[VippsSimulator], body: RegisterWebhookRequest) -> None:
     scheme = body.url.partition("://")[0]
     allowed = ("https",) if sim.settings.require_https else ("https", "http")
     if scheme not in allowed or "://" not in body.url:
@@ -94,7 +102,9 @@ class MerchantRedirectController(Controller):
     path = "/qr/v1/merchant-redirect"
 
     @post("/", status_code=200)
-    async def create(self, request: AnyRequest, sim: VippsSimulator) -> Response[bytes]:
+    async def create(
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator]
+    ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=False)
         accept = _accept(request, unsupported_status=415)
         body = decode_body(await request.body(), MerchantRedirectQrRequest, "qr")
@@ -102,21 +112,25 @@ class MerchantRedirectController(Controller):
         return json_response(_describe(request, sim, qr, accept))
 
     @get("/")
-    async def list_all(self, request: AnyRequest, sim: VippsSimulator) -> Response[bytes]:
+    async def list_all(
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator]
+    ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=False)
         accept = _accept(request, unsupported_status=400)
         return json_response([_describe(request, sim, qr, accept) for qr in sim.qr.all()])
 
     @get("/{qr_id:str}")
     async def get_one(
-        self, request: AnyRequest, sim: VippsSimulator, qr_id: str
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator], qr_id: FromPath[str]
     ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=False)
         accept = _accept(request, unsupported_status=400)
         return json_response(_describe(request, sim, sim.qr.get(qr_id), accept))
 
     @put("/{qr_id:str}")
-    async def update(self, request: AnyRequest, sim: VippsSimulator, qr_id: str) -> Response[bytes]:
+    async def update(
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator], qr_id: FromPath[str]
+    ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=False)
         accept = _accept(request, unsupported_status=415)
         body = decode_body(await request.body(), MerchantRedirectQrUpdate, "qr")
@@ -124,7 +138,9 @@ class MerchantRedirectController(Controller):
         return json_response(_describe(request, sim, qr, accept))
 
     @delete("/{qr_id:str}", status_code=200)
-    async def remove(self, request: AnyRequest, sim: VippsSimulator, qr_id: str) -> Response[bytes]:
+    async def remove(
+        self, request: AnyRequest, sim: NamedDependency[VippsSimulator], qr_id: FromPath[str]
+    ) -> Response[bytes]:
         sim.authenticate(request.headers, msn_required=False)
         sim.qr.delete(qr_id)
         return Response(b"", status_code=200)
@@ -158,7 +174,10 @@ def _describe(
 
 @post("/order-management/v2/{payment_type:str}/receipts/{order_id:str}", status_code=201)
 async def post_receipt(
-    request: AnyRequest, sim: VippsSimulator, payment_type: str, order_id: str
+    request: AnyRequest,
+    sim: NamedDependency[VippsSimulator],
+    payment_type: FromPath[str],
+    order_id: FromPath[str],
 ) -> Response[bytes]:
     sim.authenticate(request.headers, msn_required=True)
     receipt_id = sim.receipts.post(payment_type, order_id, await request.body())

@@ -1,0 +1,63 @@
+"""Fixtures for the Vipps client and simulator tests: a fake clock, no real sleeping, and a
+client wired to the simulator in process (``httpx.ASGITransport``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from litestar import Litestar
+from vipps_support import SIM_BASE_URL, FakeClock, WebhookReceiver
+
+from vendgate.cloud.vipps import RetryPolicy, VippsClient, VippsSettings
+from vendgate.cloud.vippssim import SimSettings, VippsSimulator, create_vipps_sim
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def retry(clock: FakeClock) -> RetryPolicy:
+    return RetryPolicy(sleep=clock.sleep)
+
+
+@pytest.fixture
+def sim_settings() -> SimSettings:
+    return SimSettings(webhook_retry_delays=(2.0, 2.0, 60.0))
+
+
+@pytest.fixture
+def receiver() -> WebhookReceiver:
+    return WebhookReceiver()
+
+
+@pytest.fixture
+async def sim_app(
+    sim_settings: SimSettings, clock: FakeClock, receiver: WebhookReceiver
+) -> AsyncIterator[Litestar]:
+    webhook_http = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
+    app = create_vipps_sim(sim_settings, clock=clock, sleep=clock.sleep, webhook_http=webhook_http)
+    yield app
+    await app.state.sim.aclose()
+    await webhook_http.aclose()
+
+
+@pytest.fixture
+def sim(sim_app: Litestar) -> VippsSimulator:
+    simulator: VippsSimulator = sim_app.state.sim
+    return simulator
+
+
+@pytest.fixture
+async def sim_http(sim_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=sim_app)
+    async with httpx.AsyncClient(transport=transport, base_url=SIM_BASE_URL) as http:
+        yield http
+
+
+@pytest.fixture
+def vipps(sim_http: httpx.AsyncClient, clock: FakeClock, retry: RetryPolicy) -> VippsClient:
+    return VippsClient(VippsSettings(base_url=SIM_BASE_URL), sim_http, clock=clock, retry=retry)

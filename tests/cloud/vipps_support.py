@@ -1,0 +1,53 @@
+"""Helpers shared by the Vipps tests: a fake clock, an in-memory webhook endpoint, a payment."""
+
+from __future__ import annotations
+
+import httpx
+import msgspec
+
+from vendgate.cloud.vipps import Amount, CreatePaymentRequest, PaymentMethod
+
+SIM_BASE_URL = "https://apitest.vipps.no"  # the client cannot tell the simulator from Vipps
+
+
+class FakeClock:
+    """Wall-clock seconds that move only when a test (or a fake sleep) says so."""
+
+    def __init__(self, now: float = 1_780_000_000.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class WebhookReceiver:
+    """A merchant webhook endpoint in memory; answers with the statuses it is told to."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.statuses: list[int] = []  # answers for the next calls; 200 when empty
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(self.statuses.pop(0) if self.statuses else 200)
+
+    def names(self) -> list[str]:
+        return [msgspec.json.decode(r.content)["name"] for r in self.requests]
+
+
+def vend_payment(reference: str, value: int = 5000) -> CreatePaymentRequest:
+    """A payment the way the cloud creates one for a vend session."""
+    return CreatePaymentRequest(
+        amount=Amount(value, "NOK"),
+        reference=reference,
+        user_flow="WEB_REDIRECT",
+        payment_method=PaymentMethod(type="WALLET"),
+        customer_interaction="CUSTOMER_PRESENT",
+        return_url=f"https://pay.example.com/status/{reference}",
+        payment_description="Vending machine purchase",
+    )
