@@ -14,6 +14,11 @@ from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
+
+class BrokerStartError(RuntimeError):
+    """The embedded broker could not start (usually: the port is taken)."""
+
+
 ANONYMOUS_ONLY = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
 
 
@@ -46,7 +51,15 @@ class EmbeddedBroker:
             "plugins": ANONYMOUS_ONLY,
         }
         self._broker = Broker(config)
-        await self._broker.start()
+        try:
+            await self._broker.start()
+        except Exception as exc:  # amqtt wraps the OSError in its own BrokerError
+            self._broker = None
+            cause = exc.__cause__ or exc
+            detail = getattr(cause, "strerror", None) or str(cause)
+            raise BrokerStartError(
+                f"cannot listen on {self.host}:{self._requested_port}: {detail}"
+            ) from exc
         self.port = self._bound_port()
         log.info("embedded broker listening on %s", self.url)
 

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(host: str, port: int) -> int:
-    from vendgate.broker import EmbeddedBroker
+    from vendgate.broker import BrokerStartError, EmbeddedBroker
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -39,8 +39,8 @@ async def serve(host: str, port: int) -> int:
     try:
         broker = EmbeddedBroker(host, port)
         await broker.start()
-    except OSError as exc:
-        print(f"vendgate broker: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+    except BrokerStartError as exc:
+        print(f"vendgate broker: {exc}", file=sys.stderr)
         return 1
     try:
         print(broker.url, flush=True)
