@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import msgspec
 
@@ -31,9 +33,12 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
         self.statuses: list[int] = []  # answers for the next calls; 200 when empty
+        self.on_request: Callable[[httpx.Request], None] | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        if self.on_request is not None:
+            self.on_request(request)
         return httpx.Response(self.statuses.pop(0) if self.statuses else 200)
 
     def names(self) -> list[str]:
