@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 ENV = "VENDGATE_VIPPS_"
@@ -117,13 +120,22 @@ async def serve(sock: socket.socket, settings: Any) -> int:
 
     from vendgate.cloud.vippssim import create_vipps_sim
 
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn would re-raise SIGTERM after shutting down, so the exit status would say
+            # "killed"; we ask it to exit instead and return 0 after a clean shutdown.
+            yield
+
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     config = uvicorn.Config(create_vipps_sim(settings), log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    server = Server(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
-    # uvicorn handles SIGINT/SIGTERM itself: it stops accepting, drains, runs shutdown.
-    # It reports readiness only as a flag, hence the polling.
+    # uvicorn reports readiness only as a flag, hence the polling.
     while not server.started and not serving.done():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     if server.started:
