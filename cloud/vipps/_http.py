@@ -44,6 +44,7 @@ class VippsHttp:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
+        self._base_url = settings.base_url.rstrip("/")
         self._http = http
         self._clock = clock
         self._retry = retry or RetryPolicy()
@@ -82,7 +83,7 @@ class VippsHttp:
         all_headers.update(headers or {})
         request = self._http.build_request(
             method,
-            self.settings.base_url + path,
+            self._base_url + path,
             content=content,
             headers=all_headers,
             params=params,
@@ -118,7 +119,7 @@ class VippsHttp:
             **self._system_headers(),
         }
         request = self._http.build_request(
-            "POST", self.settings.base_url + "/accesstoken/get", headers=headers, content=b""
+            "POST", self._base_url + "/accesstoken/get", headers=headers, content=b""
         )
         # The token request changes nothing on the server, so it is always safe to repeat.
         response = await self._send(request, repeatable=True, auth=None)
