@@ -24,8 +24,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(BIN)/vendgate demo
+	@if $(BIN)/vendgate demo --help >/dev/null 2>&1; then \
+		$(BIN)/vendgate demo $(DEMO_ARGS); \
+	else \
+		echo "The one-process demo (broker, Vipps simulator, cloud, three machines) is not built yet."; \
+		echo "Meanwhile: the embedded MQTT broker. Try vendgate vipps-sim, vendgate mdb decode. Ctrl-C stops."; \
+		$(BIN)/vendgate broker; \
+	fi
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
