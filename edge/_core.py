@@ -286,7 +286,8 @@ class AgentCore:
             step.log(Log.info("vend.cancel_after_end", vend_id=vend.vend_id, phase=vend.phase))
 
     def _ack(self, step: Step, command: Ack) -> None:
-        known = [event_id for event_id in command.events if event_id in self._pending]
+        named = dict.fromkeys(command.events)  # the same id twice must not be removed twice
+        known = [event_id for event_id in named if event_id in self._pending]
         for event_id in known:
             event = self._pending.pop(event_id)
             self._sent_at.pop(event_id, None)
@@ -298,7 +299,7 @@ class AgentCore:
             Log.info(
                 "outbox.acked",
                 acked=len(known),
-                unknown=len(command.events) - len(known),
+                unknown=len(named) - len(known),
                 outbox=len(self._pending),
             )
         )

@@ -177,7 +177,9 @@ class SqliteStore:
 
     def _write(self, commit: Commit) -> None:
         self._db.executemany(
-            "INSERT OR REPLACE INTO outbox (id, seq, vend_id, name, payload, created) "
+            # Plain INSERT: an event is written once; OR REPLACE would silently drop another
+            # event whose seq clashed.
+            "INSERT INTO outbox (id, seq, vend_id, name, payload, created) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [
                 (e.id, e.seq, e.vend_id, e.name, e.payload, _utc_text(e.created))

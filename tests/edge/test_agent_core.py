@@ -507,3 +507,12 @@ def test_no_telemetry_while_offline(harness: CoreHarness) -> None:
 
 def decode_event(event: OutboxEvent) -> Message:
     return decode(event.name, event.payload)
+
+
+def test_an_ack_naming_an_event_twice_removes_it_once(online: CoreHarness) -> None:
+    started, *_ = online.published(online.run_vend("v1"))
+
+    actions = online.command(Ack.create(now=online.now, events=[started.id, started.id]))
+
+    assert isinstance(actions[0], Persist)
+    assert actions[0].commit.acked == (started.id,)
