@@ -1,0 +1,160 @@
+"""``create_app``: the cloud as one Litestar app, its resources opened and closed in lifespan.
+
+Lifespan, in order: the database engine (migrated to head unless told not to), the httpx
+client and the Vipps client, the shared ``CloudContext`` (and the Vipps webhook registration),
+then the background tasks: the MQTT link with its outbox publisher, and the reconciler.
+Everything is on ``app.state``; controllers get the context by injection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import httpx
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+
+from vendgate.cloud.db import create_engine, is_postgres, session_factory, upgrade_to_head
+from vendgate.cloud.vipps import VippsClient
+from vendgate.protocol.mqtt import TopicFilter, TopicTree
+
+from .clock import Clock, system_clock
+from .context import CloudContext
+from .customer import CustomerController, error_page
+from .errors import VendgateError
+from .mqtt import MessageHandler, MqttLink, run_publisher
+from .payments import ensure_webhook_registered, webhook_handler
+from .reconciler import Reconciler
+from .settings import CloudSettings
+
+log = logging.getLogger(__name__)
+
+CUSTOMER_PAGE_PREFIXES = ("/m/", "/s/")
+VIPPS_TIMEOUT = 10.0
+
+
+def provide_ctx(state: State) -> CloudContext:
+    ctx: CloudContext = state.ctx
+    return ctx
+
+
+@get("/healthz", tags=["ops"])
+async def healthz(state: State) -> dict[str, bool]:
+    link: MqttLink | None = state.get("mqtt")
+    return {"ok": True, "mqtt": bool(link and link.connected.is_set())}
+
+
+def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[object]:
+    """One handler: friendly HTML on customer pages, RFC 7807 problem+json elsewhere."""
+    if not isinstance(exc, VendgateError):
+        if isinstance(exc, HTTPException):
+            exc = _as_vendgate(exc)
+        else:
+            log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+            exc = VendgateError("something went wrong on our side")
+    path = request.url.path
+    if path.startswith(CUSTOMER_PAGE_PREFIXES) and not path.endswith("/state"):
+        return Response(error_page(exc), status_code=exc.status_code, media_type=MediaType.HTML)
+    problem = {
+        "type": "about:blank",
+        "title": exc.title,
+        "status": exc.status_code,
+        "detail": exc.detail,
+    }
+    return Response(problem, status_code=exc.status_code, media_type="application/problem+json")
+
+
+def _as_vendgate(exc: HTTPException) -> VendgateError:
+    error = VendgateError(exc.detail)
+    error.status_code, error.title = exc.status_code, exc.detail
+    return error
+
+
+def create_app(
+    settings: CloudSettings | None = None,
+    *,
+    clock: Clock = system_clock,
+    vipps_transport: httpx.AsyncBaseTransport | None = None,
+) -> Litestar:
+    """The cloud app. Tests pass settings, a clock and a transport to the Vipps simulator."""
+    settings = settings or CloudSettings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def database(app: Litestar) -> AsyncIterator[None]:
+        engine = create_engine(settings.database.url)
+        if settings.database.migrate_on_start:
+            await upgrade_to_head(engine)
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def vipps(app: Litestar) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(transport=vipps_transport, timeout=VIPPS_TIMEOUT) as http:
+            app.state.vipps = VippsClient(settings.vipps, http)
+            yield
+
+    @contextlib.asynccontextmanager
+    async def context(app: Litestar) -> AsyncIterator[None]:
+        ctx = CloudContext(
+            settings=settings,
+            sessions=session_factory(app.state.engine),
+            vipps=app.state.vipps,
+            clock=clock,
+            postgres=is_postgres(app.state.engine),
+            tree=TopicTree(settings.mqtt.prefix),
+        )
+        app.state.ctx = ctx
+        await ensure_webhook_registered(ctx)
+        yield
+
+    @contextlib.asynccontextmanager
+    async def background(app: Litestar) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(coro) for coro in _background_work(app, settings)]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    return Litestar(
+        route_handlers=[CustomerController, webhook_handler(settings.webhooks.path), healthz],
+        dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
+        exception_handlers={Exception: on_error},
+        lifespan=[database, vipps, context, background],
+        openapi_config=None,
+    )
+
+
+def _background_work(app: Litestar, settings: CloudSettings) -> list[Coroutine[Any, Any, None]]:
+    ctx: CloudContext = app.state.ctx
+    work: list[Coroutine[Any, Any, None]] = []
+    if settings.run_mqtt:
+        handler = MessageHandler(ctx)
+        link = MqttLink(settings.mqtt, cloud_filters(ctx), handler, on_connect=ctx.kick_outbox)
+        handler.link = link
+        app.state.mqtt = link
+        work += [link.run(), run_publisher(ctx, link)]
+    if settings.run_reconciler:
+        work.append(Reconciler(ctx).run())
+    return work
+
+
+def cloud_filters(ctx: CloudContext) -> list[TopicFilter]:
+    """Events and telemetry shared between replicas when the broker can; status plainly.
+
+    Every replica takes every status: Mosquitto sends no retained message to a shared
+    subscription, and a status is idempotent (ordered by its timestamp) anyway.
+    """
+    group = "cloud" if ctx.settings.mqtt.shared_subscriptions else None
+    tree = ctx.tree
+    return [tree.events_filter(group), tree.telemetry_filter(group), tree.status_filter()]

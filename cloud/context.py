@@ -1,0 +1,38 @@
+"""What the running app shares between its parts: settings, database, Vipps, clock, signals.
+
+One instance lives on ``app.state.ctx`` and is injected into controllers and the background
+tasks. Signals are only wake-ups (an ``asyncio.Event``): every fact they hint at is in the
+database already, so a lost wake-up costs at most one reconciler interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from vendgate.cloud.db import SessionFactory
+from vendgate.cloud.vipps import VippsClient
+from vendgate.protocol.mqtt import TopicTree
+
+from .clock import Clock
+from .settings import CloudSettings
+
+
+@dataclass
+class CloudContext:
+    settings: CloudSettings
+    sessions: SessionFactory
+    vipps: VippsClient
+    clock: Clock
+    postgres: bool
+    tree: TopicTree = field(default_factory=TopicTree)
+    work_signal: asyncio.Event = field(default_factory=asyncio.Event)
+    outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def kick_work(self) -> None:
+        """Something became due: let the reconciler look now rather than at its next pass."""
+        self.work_signal.set()
+
+    def kick_outbox(self) -> None:
+        """A command was written to the outbox: publish it now."""
+        self.outbox_signal.set()

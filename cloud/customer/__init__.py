@@ -1,0 +1,16 @@
+"""The customer's side: scan, status page, and what they show."""
+
+from ._controllers import CustomerController
+from ._pages import error_page, status_page
+from ._service import Started, StatusView, customer_state, start_purchase, status_view
+
+__all__ = [
+    "CustomerController",
+    "Started",
+    "StatusView",
+    "customer_state",
+    "error_page",
+    "start_purchase",
+    "status_page",
+    "status_view",
+]

@@ -1,0 +1,139 @@
+"""Starting a purchase (scan or check-in) and what the customer's status page shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from vendgate.cloud.context import CloudContext
+from vendgate.cloud.db import Machine, Payment, ProcessedMessage, VendSession, transaction
+from vendgate.cloud.errors import (
+    MachineUnavailable,
+    NotFound,
+    PaymentStartFailed,
+    Unavailability,
+)
+from vendgate.cloud.machines import get_machine, has_open_vend, slots_of, unavailability
+from vendgate.cloud.progress import Progress
+from vendgate.cloud.vends import VendState, lines_of, open_vend
+from vendgate.protocol import Money
+
+
+@dataclass(frozen=True)
+class Started:
+    vend_id: str
+    redirect_url: str | None
+
+
+async def start_purchase(
+    ctx: CloudContext,
+    machine: Machine | str,
+    *,
+    customer_token: str | None = None,
+    dedup_key: str | None = None,
+) -> Started:
+    """Open a session and create its payment, or refuse (offline, busy, disabled)."""
+    vend_id = await _open(ctx, machine, customer_token, dedup_key)
+    await Progress(ctx).run_claimed(vend_id)
+    async with transaction(ctx.sessions) as db:
+        vend = await db.get(VendSession, vend_id)
+        payment = await db.get(Payment, vend_id)
+    assert vend is not None
+    assert payment is not None
+    # Still creating (Vipps did not answer; the reconciler retries) or refused outright.
+    if vend.state in (VendState.CREATING, VendState.CLOSED):
+        raise PaymentStartFailed("Vipps did not take the payment; please try again shortly")
+    return Started(vend_id, payment.redirect_url)
+
+
+async def _open(
+    ctx: CloudContext, machine_or_id: Machine | str, token: str | None, dedup_key: str | None
+) -> str:
+    now = ctx.clock()
+    async with transaction(ctx.sessions) as db:
+        machine_id = machine_or_id if isinstance(machine_or_id, str) else machine_or_id.id
+        machine = await get_machine(db, machine_id)
+        max_price = await _highest_price(db, machine)
+        busy = await has_open_vend(db, machine.id)
+        reason = unavailability(machine, now, ctx.settings.timing.heartbeat_window, busy)
+        if reason is not None:
+            raise MachineUnavailable(machine.name, reason)
+        if dedup_key is not None:
+            db.add(ProcessedMessage(key=dedup_key, received_at=now))
+        try:
+            vend = await open_vend(
+                db,
+                machine,
+                max_price,
+                now,
+                ctx.settings.timing,
+                mode="redirect" if token is None else "callback",
+                customer_token=token,
+            )
+        except IntegrityError as exc:
+            # Another request opened a session at this machine a moment ago.
+            raise MachineUnavailable(machine.name, Unavailability.BUSY) from exc
+        return vend.id
+
+
+async def _highest_price(db: AsyncSession, machine: Machine) -> int:
+    prices = [slot.price for slot in await slots_of(db, machine.id)]
+    if not prices:
+        raise MachineUnavailable(machine.name, Unavailability.DISABLED)
+    return max(prices)
+
+
+# -- the status page -------------------------------------------------------------------------
+
+
+class StatusView(msgspec.Struct, kw_only=True):
+    """What the status page shows; the JSON endpoint returns exactly this."""
+
+    state: str  # waiting | choose | finishing | paid | not_charged | cancelled
+    final: bool
+    machine: str
+    reserved: str
+    paid: str | None = None
+    released: str | None = None
+    items: list[str] = msgspec.field(default_factory=list)
+
+
+def customer_state(vend: VendSession) -> str:
+    state = VendState(vend.state)
+    if state in (VendState.CREATING, VendState.AWAITING_APPROVAL):
+        return "waiting"
+    if state in (VendState.AUTHORIZED, VendState.VENDING):
+        return "choose"
+    if state is VendState.SETTLING:
+        return "finishing"
+    if vend.outcome == "paid":
+        return "paid"
+    return "not_charged" if vend.outcome == "not_charged" else "cancelled"
+
+
+async def status_view(ctx: CloudContext, token: str) -> StatusView:
+    async with transaction(ctx.sessions) as db:
+        query = select(VendSession).where(VendSession.status_token == token)
+        vend = (await db.exec(query)).first()
+        if vend is None:
+            raise NotFound("no such purchase")
+        machine = await get_machine(db, vend.machine_id)
+        names = {slot.item: slot.name for slot in await slots_of(db, vend.machine_id)}
+        lines = await lines_of(db, vend)
+    currency = vend.currency
+    state = customer_state(vend)
+    view = StatusView(
+        state=state,
+        final=state in ("paid", "not_charged", "cancelled"),
+        machine=machine.name,
+        reserved=Money(vend.authorized_amount or vend.max_amount, currency).format(),
+        items=[names.get(line.item, f"Item {line.item}") for line in lines if line.success],
+    )
+    if state == "paid":
+        view.paid = Money(vend.capture_amount or 0, currency).format()
+        view.released = Money(vend.cancel_amount or 0, currency).format()
+    return view

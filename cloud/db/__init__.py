@@ -1,0 +1,35 @@
+"""The cloud's database: tables, engine, migrations."""
+
+from .engine import SessionFactory, create_engine, is_postgres, session_factory, transaction
+from .migrate import upgrade_to_head
+from .models import (
+    ONE_OPEN_VEND_INDEX,
+    Machine,
+    OutboxCommand,
+    Payment,
+    ProcessedMessage,
+    Slot,
+    VendLine,
+    VendSession,
+    VendStep,
+    WebhookRegistration,
+)
+
+__all__ = [
+    "ONE_OPEN_VEND_INDEX",
+    "Machine",
+    "OutboxCommand",
+    "Payment",
+    "ProcessedMessage",
+    "SessionFactory",
+    "Slot",
+    "VendLine",
+    "VendSession",
+    "VendStep",
+    "WebhookRegistration",
+    "create_engine",
+    "is_postgres",
+    "session_factory",
+    "transaction",
+    "upgrade_to_head",
+]

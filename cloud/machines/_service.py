@@ -1,0 +1,92 @@
+"""Machines and their planogram: the minimum the purchase needs (the operator API comes later)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from vendgate.cloud.clock import as_utc
+from vendgate.cloud.db import Machine, Slot, VendSession
+from vendgate.cloud.errors import NotFound, Unavailability
+from vendgate.protocol.mqtt import Status, StatusState, validate_machine_id
+
+
+@dataclass(frozen=True)
+class SlotSpec:
+    item: int
+    name: str
+    price: int
+    vat_rate: int = 2500
+
+
+def unavailability(
+    machine: Machine, now: datetime, heartbeat_window: float, busy: bool
+) -> Unavailability | None:
+    """Why a purchase cannot start at ``machine`` now, or None if it can."""
+    if machine.disabled:
+        return Unavailability.DISABLED
+    last_seen = machine.last_seen_at
+    if not machine.online or last_seen is None:
+        return Unavailability.OFFLINE
+    if now - as_utc(last_seen) > timedelta(seconds=heartbeat_window):
+        return Unavailability.OFFLINE
+    if busy:
+        return Unavailability.BUSY
+    return None
+
+
+async def get_machine(db: AsyncSession, machine_id: str) -> Machine:
+    machine = await db.get(Machine, machine_id)
+    if machine is None:
+        raise NotFound(f"no machine {machine_id!r}")
+    return machine
+
+
+async def slots_of(db: AsyncSession, machine_id: str) -> Sequence[Slot]:
+    query = select(Slot).where(Slot.machine_id == machine_id).order_by(col(Slot.item))
+    return (await db.exec(query)).all()
+
+
+async def has_open_vend(db: AsyncSession, machine_id: str) -> bool:
+    query = select(VendSession.id).where(
+        VendSession.machine_id == machine_id, col(VendSession.is_open).is_(True)
+    )
+    return (await db.exec(query)).first() is not None
+
+
+async def upsert_machine(
+    db: AsyncSession,
+    machine_id: str,
+    name: str,
+    slots: Sequence[SlotSpec],
+    now: datetime,
+    *,
+    currency: str = "NOK",
+    callback_qr_id: str | None = None,
+) -> Machine:
+    """Create or replace a machine and its planogram (tests, the demo, `cloud add-machine`)."""
+    validate_machine_id(machine_id)
+    machine = await db.get(Machine, machine_id) or Machine(id=machine_id, name=name, created_at=now)
+    machine.name, machine.currency, machine.callback_qr_id = name, currency, callback_qr_id
+    db.add(machine)
+    for old in await slots_of(db, machine_id):
+        await db.delete(old)
+    await db.flush()
+    for spec in slots:
+        db.add(Slot(machine_id=machine_id, **spec.__dict__))
+    return machine
+
+
+def record_status(machine: Machine, status: Status, now: datetime) -> bool:
+    """Apply a `status` message unless an equal or newer one was applied already."""
+    if machine.status_at is not None and as_utc(machine.status_at) >= status.ts:
+        return False
+    machine.online = status.state is StatusState.ONLINE
+    machine.boot_id = status.boot_id
+    machine.status_at = status.ts
+    machine.last_seen_at = now
+    return True

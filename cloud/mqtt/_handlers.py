@@ -1,0 +1,164 @@
+"""What the cloud does with each message from a machine, one transaction per message.
+
+Events are handled once: their id goes into ``processed_messages`` in the same transaction
+as their effect, and only after that commits is the event acknowledged (``cmd/ack``); a
+repeat is acknowledged again and changes nothing. A payload that does not decode is logged
+and dropped; the edge re-sends unacknowledged events, so a fixed cloud still gets them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import aiomqtt
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from vendgate.cloud.context import CloudContext
+from vendgate.cloud.db import Machine, ProcessedMessage, VendSession, transaction
+from vendgate.cloud.machines import record_status
+from vendgate.cloud.vends import (
+    Line,
+    VendInput,
+    add_line,
+    begin_settling,
+    move,
+    replace_lines,
+)
+from vendgate.protocol.mqtt import (
+    Ack,
+    ContractError,
+    Dispensed,
+    Ended,
+    Event,
+    Message,
+    ParsedTopic,
+    Rejected,
+    RejectReason,
+    Started,
+    Status,
+    Telemetry,
+    decode_for_topic,
+)
+
+from ._link import MqttLink, NotConnected
+
+log = logging.getLogger(__name__)
+
+
+class MessageHandler:
+    def __init__(self, ctx: CloudContext, link: MqttLink | None = None) -> None:
+        self.ctx = ctx
+        self.link = link
+
+    async def __call__(self, message: aiomqtt.Message) -> None:
+        topic = str(message.topic)
+        payload = message.payload if isinstance(message.payload, bytes | str) else b""
+        try:
+            parsed = self.ctx.tree.parse(topic)
+            decoded = decode_for_topic(parsed, payload)
+        except ContractError as exc:
+            log.warning("dropped a bad message on %s: %s", topic, exc)
+            return
+        try:
+            await self.handle(parsed, decoded)
+        except Exception:  # a database outage: the edge re-sends, we must not die
+            log.exception("failed to handle %s; the edge will re-send it", topic)
+
+    async def handle(self, topic: ParsedTopic, message: Message) -> None:
+        if isinstance(message, Event):
+            await self._event(topic.machine_id, message)
+        elif isinstance(message, Status | Telemetry):
+            await self._presence(topic.machine_id, message)
+        else:
+            log.warning("ignored %s from %s: not for the cloud", topic.kind_name, topic.machine_id)
+
+    async def _presence(self, machine_id: str, message: Status | Telemetry) -> None:
+        now = self.ctx.clock()
+        async with transaction(self.ctx.sessions) as db:
+            machine = await db.get(Machine, machine_id)
+            if machine is None:
+                log.info("%s from unknown machine %s ignored", message.wire_name(), machine_id)
+                return
+            if isinstance(message, Status):
+                record_status(machine, message, now)
+            elif machine.online:
+                machine.last_seen_at = now
+            db.add(machine)
+
+    async def _event(self, machine_id: str, event: Event) -> None:
+        try:
+            async with transaction(self.ctx.sessions) as db:
+                fresh = await self._first_time(db, machine_id, event)
+                if fresh:
+                    await self._apply(db, machine_id, event)
+        except IntegrityError:
+            # Another replica recorded the same event id first; it is handled.
+            log.info("event %s from %s handled elsewhere", event.id, machine_id)
+        # Committed (now or before): the edge may drop it from its outbox.
+        await self._ack(machine_id, event.id)
+        self.ctx.kick_work()
+        self.ctx.kick_outbox()
+
+    async def _first_time(self, db: AsyncSession, machine_id: str, event: Event) -> bool:
+        key = f"evt:{machine_id}:{event.id}"
+        if await db.get(ProcessedMessage, key) is not None:
+            log.info("duplicate event %s from %s", event.id, machine_id)
+            return False
+        db.add(ProcessedMessage(key=key, received_at=self.ctx.clock()))
+        await db.flush()
+        return True
+
+    async def _apply(self, db: AsyncSession, machine_id: str, event: Event) -> None:
+        now = self.ctx.clock()
+        machine = await db.get(Machine, machine_id)
+        if machine is not None and machine.online:
+            machine.last_seen_at = now
+            db.add(machine)
+        vend_id = getattr(event, "vend_id", None)
+        if vend_id is None:
+            return  # hello: nothing to do beyond the heartbeat
+        vend = await db.get(VendSession, vend_id)
+        if vend is None or vend.machine_id != machine_id:
+            log.warning(
+                "%s from %s names a vend it does not own: %s",
+                event.wire_name(),
+                machine_id,
+                vend_id,
+            )
+            return
+        await apply_vend_event(db, vend, event, now)
+
+    async def _ack(self, machine_id: str, event_id: str) -> None:
+        if self.link is None:
+            return
+        ack = Ack.create(now=self.ctx.clock(), events=[event_id])
+        try:
+            await self.link.publish(str(self.ctx.tree.command(machine_id, "ack")), ack.encode())
+        except NotConnected:
+            log.info("ack of %s not sent (link down); the edge will re-send the event", event_id)
+
+
+async def apply_vend_event(
+    db: AsyncSession, vend: VendSession, event: Event, now: datetime
+) -> None:
+    if isinstance(event, Started):
+        if move(db, vend, VendInput.EDGE_STARTED, now, str(event.funds)):
+            vend.started_at = now
+    elif isinstance(event, Dispensed):
+        if move(db, vend, VendInput.EDGE_DISPENSED, now, f"item {event.item} ok={event.success}"):
+            await add_line(db, vend, event.item, event.price, event.success)
+    elif isinstance(event, Rejected):
+        # `duplicate` answers a re-sent command the edge already has: not a refusal.
+        if event.reason is not RejectReason.DUPLICATE and move(
+            db, vend, VendInput.EDGE_REJECTED, now, str(event.reason)
+        ):
+            vend.end_reason = f"rejected:{event.reason}"
+            begin_settling(db, vend, [], now)
+    elif isinstance(event, Ended) and move(db, vend, VendInput.EDGE_ENDED, now, str(event.reason)):
+        lines = [Line(d.item, d.price, d.success) for d in event.dispensed]
+        await replace_lines(db, vend, lines)
+        vend.end_reason, vend.ended_at = str(event.reason), now
+        begin_settling(db, vend, lines, now)
+    db.add(vend)

@@ -1,0 +1,31 @@
+"""Payments: the Vipps calls of a session, the poller, and the Vipps webhook endpoint."""
+
+from ._calls import (
+    FINAL_FAILURES,
+    cancel,
+    capture,
+    create_payment,
+    create_request,
+    fetch,
+    post_receipt,
+    receipt,
+)
+from ._poller import apply_payment_state, apply_poll
+from ._webhooks import CheckedIn, ensure_webhook_registered, verify, webhook_handler
+
+__all__ = [
+    "FINAL_FAILURES",
+    "CheckedIn",
+    "apply_payment_state",
+    "apply_poll",
+    "cancel",
+    "capture",
+    "create_payment",
+    "create_request",
+    "ensure_webhook_registered",
+    "fetch",
+    "post_receipt",
+    "receipt",
+    "verify",
+    "webhook_handler",
+]

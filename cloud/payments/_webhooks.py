@@ -1,0 +1,196 @@
+"""The Vipps webhook endpoint: verify the signature, record the event once, answer fast.
+
+ePayment events move the session (AUTHORIZED unlocks the machine; ABORTED, EXPIRED and
+TERMINATED close it); a ``user.checked-in.v1`` for a machine's callback QR starts a purchase
+with the customer's token. Repeats (Vipps may deliver one event twice) are keyed on
+reference + event name and change nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request, post
+from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from vendgate.cloud.context import CloudContext
+from vendgate.cloud.db import (
+    Machine,
+    Payment,
+    ProcessedMessage,
+    VendSession,
+    WebhookRegistration,
+    transaction,
+)
+from vendgate.cloud.errors import BadWebhook, MachineUnavailable, MalformedWebhook
+from vendgate.cloud.vipps import (
+    CHECKED_IN_EVENT,
+    EPAYMENT_EVENTS,
+    VippsError,
+    WebhookEvent,
+    WebhookVerificationError,
+    WebhookVerifier,
+)
+
+from ._poller import apply_payment_state
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class CheckedIn(msgspec.Struct, rename="camel", kw_only=True):
+    """``user.checked-in.v1``: a customer scanned a merchant-callback QR."""
+
+    customer_token: str
+    merchant_qr_id: str
+    msn: str | None = None
+    initiated_at: str | None = None
+
+
+class Ok(msgspec.Struct):
+    status: str = "ok"
+
+
+async def webhook_secrets(ctx: CloudContext) -> list[str]:
+    if ctx.settings.webhooks.secret:
+        return [ctx.settings.webhooks.secret]
+    async with transaction(ctx.sessions) as db:
+        query = select(WebhookRegistration).where(
+            WebhookRegistration.url == ctx.settings.webhook_url
+        )
+        return [row.secret for row in (await db.exec(query)).all()]
+
+
+def verify(
+    ctx: CloudContext, secrets: Sequence[str], headers: Mapping[str, str], body: bytes
+) -> None:
+    """Accept the request if any of our registrations' secrets signed it (fresh date)."""
+    problems = []
+    for secret in secrets:
+        verifier = WebhookVerifier(
+            secret,
+            ctx.settings.webhook_url,
+            clock=lambda: ctx.clock().timestamp(),
+            max_age=ctx.settings.webhooks.max_age,
+        )
+        try:
+            verifier.verify(headers, body)
+            return
+        except WebhookVerificationError as exc:
+            problems.append(str(exc))
+    raise BadWebhook("; ".join(problems) or "no webhook secret is configured")
+
+
+def webhook_handler(path: str) -> HTTPRouteHandler:
+    @post(path, status_code=200, tags=["vipps"])
+    async def vipps_webhook(
+        request: Request[Any, Any, Any], ctx: NamedDependency[CloudContext]
+    ) -> Ok:
+        body = await request.body()
+        verify(ctx, await webhook_secrets(ctx), dict(request.headers), body)
+        document = _decode(body, dict)
+        if "merchantQrId" in document:
+            await _checked_in(ctx, _decode(body, CheckedIn))
+        else:
+            await _payment_event(ctx, _decode(body, WebhookEvent))
+        return Ok()
+
+    return vipps_webhook
+
+
+def _decode(body: bytes, type_: type[T]) -> T:
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.MsgspecError as exc:
+        raise MalformedWebhook(f"unreadable webhook body: {exc}") from exc
+
+
+async def _payment_event(ctx: CloudContext, event: WebhookEvent) -> None:
+    key = f"webhook:{event.reference}:{event.name}"
+    now = ctx.clock()
+    try:
+        async with transaction(ctx.sessions) as db:
+            if await db.get(ProcessedMessage, key) is not None:
+                log.info("duplicate webhook %s", key)
+                return
+            db.add(ProcessedMessage(key=key, received_at=now))
+            vend = await db.get(VendSession, event.reference)
+            payment = await db.get(Payment, event.reference)
+            if vend is None or payment is None:
+                log.warning("webhook for unknown payment %s", event.reference)
+                return
+            if event.success:
+                amount = event.amount.value
+                apply_payment_state(
+                    db,
+                    ctx.tree,
+                    vend,
+                    payment,
+                    event.name,
+                    amount,
+                    now,
+                    ctx.settings.timing,
+                    "webhook",
+                )
+                db.add(vend)
+                db.add(payment)
+    except IntegrityError:
+        log.info("webhook %s recorded concurrently", key)
+    ctx.kick_outbox()
+    ctx.kick_work()
+
+
+async def _checked_in(ctx: CloudContext, checkin: CheckedIn) -> None:
+    # Imported here: the customer package imports this one's siblings.
+    from vendgate.cloud.customer import start_purchase
+
+    token_hash = hashlib.sha256(checkin.customer_token.encode()).hexdigest()
+    key = f"checkin:{checkin.merchant_qr_id}:{token_hash}"
+    async with transaction(ctx.sessions) as db:
+        if await db.get(ProcessedMessage, key) is not None:
+            return
+        query = select(Machine).where(Machine.callback_qr_id == checkin.merchant_qr_id)
+        machine = (await db.exec(query)).first()
+    if machine is None:
+        log.warning("check-in at unknown QR %s", checkin.merchant_qr_id)
+        return
+    try:
+        await start_purchase(ctx, machine.id, customer_token=checkin.customer_token, dedup_key=key)
+    except MachineUnavailable as exc:
+        # Nobody to show a page to: the app shows the request never came. Log why.
+        log.info("check-in at %s refused: %s", machine.id, exc.detail)
+    except IntegrityError:
+        log.info("check-in %s handled concurrently", key)
+
+
+async def ensure_webhook_registered(ctx: CloudContext) -> None:
+    """Register our webhook URL with Vipps once and keep its secret (shared by replicas)."""
+    settings = ctx.settings
+    if settings.webhooks.secret or not settings.webhooks.register:
+        return
+    if await webhook_secrets(ctx):
+        return
+    try:
+        events = [*EPAYMENT_EVENTS, CHECKED_IN_EVENT]
+        registration = await ctx.vipps.webhooks.register(settings.webhook_url, events)
+    except VippsError as exc:
+        log.warning("could not register the Vipps webhook (polling still works): %s", exc)
+        return
+    async with transaction(ctx.sessions) as db:
+        db.add(
+            WebhookRegistration(
+                id=registration.id,
+                url=settings.webhook_url,
+                secret=registration.secret,
+                created_at=ctx.clock(),
+            )
+        )
+    log.info("registered Vipps webhook %s for %s", registration.id, settings.webhook_url)

@@ -1,0 +1,170 @@
+"""Cloud settings: one frozen dataclass per concern, read from ``VENDGATE_*`` once.
+
+``CloudSettings.from_env()`` reads the environment; tests build the dataclasses directly (or
+call ``from_env`` with a dict) and pass them to ``create_app``. Every time is in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from vendgate.cloud.vipps import VippsSettings
+from vendgate.protocol.mqtt import DEFAULT_PREFIX
+
+ENV = "VENDGATE_"
+DEFAULT_DATA_DIR = ".vendgate"
+
+
+def _env_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{data_dir / 'cloud.db'}"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    # SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user:pw@host/db.
+    url: str = sqlite_url(Path(DEFAULT_DATA_DIR))
+    # Run Alembic migrations to head when the app starts (`vendgate cloud migrate` does it too).
+    migrate_on_start: bool = True
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    def __repr__(self) -> str:
+        # The URL may carry a password.
+        return f"DatabaseSettings(dialect={self.url.split(':', 1)[0]!r})"
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    prefix: str = DEFAULT_PREFIX
+    # `$share/cloud/...` subscriptions: on for Mosquitto (several replicas), off for amqtt,
+    # which ignores them (it would then deliver nothing).
+    shared_subscriptions: bool = False
+    client_id: str = field(default_factory=lambda: f"vendgate-cloud-{secrets.token_hex(4)}")
+    reconnect_delay: float = 2.0
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: object) -> MqttSettings:
+        """``mqtt://user:password@host:port`` (user and password optional)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "tcp"):
+            raise ValueError(f"MQTT URL must start with mqtt://, got {url!r}")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 1883,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            **overrides,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    # A machine is offline when its last heartbeat (status, telemetry or event) is older.
+    heartbeat_window: float = 120.0
+    # A session whose machine has not ended it this long after authorization is settled
+    # with what was reported so far (usually: nothing captured, everything released).
+    settle_deadline: float = 300.0
+    # The `authorized` command's lifetime, and how often it is re-sent until answered.
+    authorized_ttl: float = 60.0
+    authorized_resend: float = 3.0
+    # Vipps' polling guideline: first look after 5 s, then every 2 s until a final state.
+    poll_first: float = 5.0
+    poll_interval: float = 2.0
+    # The reconciler's pass interval, and how long a claimed session stays claimed.
+    reconcile_interval: float = 1.0
+    work_lease: float = 30.0
+    # Back-off after a failed Vipps call in the background (same idempotency key next time).
+    retry_delay: float = 2.0
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    # Path of the Vipps webhook endpoint under the public URL.
+    path: str = "/vipps/webhooks"
+    # A secret given by the operator (a registration made elsewhere); else the app registers
+    # its URL with Vipps on start and keeps the secret in the database.
+    secret: str | None = field(default=None, repr=False)
+    register: bool = True
+    max_age: float = 300.0
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    # Base URL customers and Vipps reach us at: returnUrl, scan links, webhook URL.
+    public_url: str = "http://127.0.0.1:8000"
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    vipps: VippsSettings = field(default_factory=VippsSettings)
+    webhooks: WebhookSettings = WebhookSettings()
+    timing: TimingSettings = TimingSettings()
+    payment_description: str = "Vending machine purchase"
+    # Off only in tests that drive the MQTT side or the reconciler by hand.
+    run_mqtt: bool = True
+    run_reconciler: bool = True
+
+    @property
+    def webhook_url(self) -> str:
+        return self.public_url.rstrip("/") + self.webhooks.path
+
+    def status_url(self, token: str) -> str:
+        return f"{self.public_url.rstrip('/')}/s/{token}"
+
+    def scan_url(self, machine_id: str) -> str:
+        return f"{self.public_url.rstrip('/')}/m/{machine_id}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CloudSettings:
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get(f"{ENV}DATA_DIR", DEFAULT_DATA_DIR))
+        return cls(
+            public_url=env.get(f"{ENV}PUBLIC_URL", cls.public_url).rstrip("/"),
+            data_dir=data_dir,
+            database=DatabaseSettings(
+                url=env.get(f"{ENV}DATABASE_URL", sqlite_url(data_dir)),
+                migrate_on_start=_env_bool(env.get(f"{ENV}MIGRATE_ON_START", "1")),
+            ),
+            mqtt=_mqtt_from_env(env),
+            vipps=VippsSettings.from_env(env),
+            webhooks=WebhookSettings(
+                secret=env.get(f"{ENV}VIPPS_WEBHOOK_SECRET") or None,
+                register=_env_bool(env.get(f"{ENV}VIPPS_REGISTER_WEBHOOK", "1")),
+            ),
+            timing=_timing_from_env(env),
+        )
+
+
+def _mqtt_from_env(env: Mapping[str, str]) -> MqttSettings:
+    url = env.get(f"{ENV}MQTT_URL", "mqtt://127.0.0.1:1883")
+    overrides: dict[str, object] = {
+        "prefix": env.get(f"{ENV}MQTT_PREFIX", DEFAULT_PREFIX),
+        "shared_subscriptions": _env_bool(env.get(f"{ENV}MQTT_SHARED_SUBSCRIPTIONS", "0")),
+    }
+    if f"{ENV}MQTT_CLIENT_ID" in env:
+        overrides["client_id"] = env[f"{ENV}MQTT_CLIENT_ID"]
+    return MqttSettings.from_url(url, **overrides)
+
+
+# VENDGATE_<NAME>_S overrides TimingSettings.<name>, e.g. VENDGATE_SETTLE_DEADLINE_S=120.
+def _timing_from_env(env: Mapping[str, str]) -> TimingSettings:
+    defaults = TimingSettings()
+    values = {
+        name: float(env.get(f"{ENV}{name.upper()}_S", getattr(defaults, name)))
+        for name in defaults.__dataclass_fields__
+    }
+    return TimingSettings(**values)

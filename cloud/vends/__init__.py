@@ -1,0 +1,63 @@
+"""Vend sessions: the state machine, settlement decisions, and the rules applied to the rows."""
+
+from ._schedule import Action, next_action, schedule, settle_progress
+from ._service import (
+    add_line,
+    authorize,
+    begin_settling,
+    fail_payment,
+    idempotency_key,
+    lines_of,
+    log_step,
+    move,
+    new_vend_id,
+    open_vend,
+    replace_lines,
+    tell_machine_to_stop,
+)
+from ._settlement import (
+    Line,
+    ReceiptLine,
+    Settlement,
+    SettleProgress,
+    SettleStep,
+    decide_settlement,
+    next_settle_step,
+    receipt_line,
+    receipt_lines,
+)
+from ._states import OPEN_STATES, TRANSITIONS, VendInput, VendState, is_open, next_state
+
+__all__ = [
+    "OPEN_STATES",
+    "TRANSITIONS",
+    "Action",
+    "Line",
+    "ReceiptLine",
+    "SettleProgress",
+    "SettleStep",
+    "Settlement",
+    "VendInput",
+    "VendState",
+    "add_line",
+    "authorize",
+    "begin_settling",
+    "decide_settlement",
+    "fail_payment",
+    "idempotency_key",
+    "is_open",
+    "lines_of",
+    "log_step",
+    "move",
+    "new_vend_id",
+    "next_action",
+    "next_settle_step",
+    "next_state",
+    "open_vend",
+    "receipt_line",
+    "receipt_lines",
+    "replace_lines",
+    "schedule",
+    "settle_progress",
+    "tell_machine_to_stop",
+]

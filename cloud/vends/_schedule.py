@@ -1,0 +1,89 @@
+"""What a session needs next and when: pure functions of its rows and the time.
+
+The reconciler runs whatever ``next_action`` says for every session whose ``due_at`` has come;
+``schedule`` keeps ``due_at`` equal to the earliest time ``next_action`` could say something.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from vendgate.cloud.clock import as_utc
+from vendgate.cloud.db import Payment, VendSession
+from vendgate.cloud.settings import TimingSettings
+
+from ._settlement import SettleProgress, SettleStep, next_settle_step
+from ._states import VendState
+
+
+class Action(StrEnum):
+    CREATE_PAYMENT = "create_payment"
+    POLL = "poll"
+    RESEND_COMMAND = "resend_command"
+    GIVE_UP = "give_up"  # the machine never reported: settle with what is known
+    CAPTURE = SettleStep.CAPTURE.value
+    CANCEL = SettleStep.CANCEL.value
+    VERIFY = SettleStep.VERIFY.value
+    RECEIPT = SettleStep.RECEIPT.value
+    CLOSE = "close"
+
+
+def settle_progress(vend: VendSession) -> SettleProgress:
+    return SettleProgress(
+        capture=vend.capture_amount or 0,
+        cancel=vend.cancel_amount or 0,
+        captured=vend.captured_at is not None,
+        cancelled=vend.cancelled_at is not None,
+        verified=vend.verified_at is not None,
+        receipt_posted=vend.receipt_at is not None,
+    )
+
+
+def _resend_at(vend: VendSession, timing: TimingSettings) -> datetime | None:
+    """When the `authorized` command goes out again, if it still can (not expired)."""
+    if vend.command_sent_at is None or vend.command_expires_at is None:
+        return None
+    at = as_utc(vend.command_sent_at) + timedelta(seconds=timing.authorized_resend)
+    return at if at < as_utc(vend.command_expires_at) else None
+
+
+def _times(
+    vend: VendSession, payment: Payment | None, timing: TimingSettings
+) -> dict[Action, datetime]:
+    """Each action the session may need, and from when."""
+    state = VendState(vend.state)
+    if state is VendState.CREATING:
+        return {Action.CREATE_PAYMENT: as_utc(vend.due_at or vend.created_at)}
+    if state is VendState.AWAITING_APPROVAL:
+        poll = payment.next_poll_at if payment is not None else None
+        return {Action.POLL: as_utc(poll)} if poll is not None else {}
+    if state in (VendState.AUTHORIZED, VendState.VENDING):
+        times: dict[Action, datetime] = {}
+        if vend.settle_by is not None:
+            times[Action.GIVE_UP] = as_utc(vend.settle_by)
+        resend = _resend_at(vend, timing)
+        if state is VendState.AUTHORIZED and resend is not None:
+            times[Action.RESEND_COMMAND] = resend
+        return times
+    if state is VendState.SETTLING:
+        step = next_settle_step(settle_progress(vend))
+        action = Action.CLOSE if step is None else Action(step.value)
+        return {action: as_utc(vend.due_at or vend.updated_at)}
+    return {}
+
+
+def next_action(
+    vend: VendSession, payment: Payment | None, now: datetime, timing: TimingSettings
+) -> Action | None:
+    """The action due now, or None. Giving up wins over re-sending."""
+    due = [action for action, at in _times(vend, payment, timing).items() if at <= now]
+    if Action.GIVE_UP in due:
+        return Action.GIVE_UP
+    return due[0] if due else None
+
+
+def schedule(vend: VendSession, payment: Payment | None, timing: TimingSettings) -> None:
+    """Set ``due_at`` to the earliest time an action becomes due (None: nothing left)."""
+    times = _times(vend, payment, timing).values()
+    vend.due_at = min(times) if times else None

@@ -1,0 +1,182 @@
+"""The purchase end to end: scan, approve, unlock, dispense, settle, receipt.
+
+Each scenario runs on both tiers: the embedded one (amqtt broker, SQLite) and the
+production-shaped one (the repo's Mosquitto with its ACL and shared subscriptions,
+PostgreSQL). The machine is a fake edge speaking the wire contract over MQTT; the customer
+approves in the Vipps simulator; every money assertion reads the simulator's ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from flow_support import (
+    CHOCOLATE,
+    COLA,
+    MAX_PRICE,
+    Cloud,
+    EdgeScript,
+    FakeEdge,
+    cloud_settings,
+    eventually,
+    ledger,
+    ledger_names,
+    machine_row,
+    receipt_count,
+    running_cloud,
+    scan,
+    scan_and_approve,
+    seed_machine,
+    sqlite_url,
+    vends_of,
+    wait_for_state,
+)
+from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
+from support.postgres import create_database, drop_database
+
+from vendgate.cloud.settings import MqttSettings
+from vendgate.protocol import Money
+from vendgate.protocol.mqtt import DispensedItem, EndReason
+
+TIERS = [
+    pytest.param("embedded", marks=pytest.mark.amqtt, id="amqtt-sqlite"),
+    pytest.param(
+        "production", marks=[pytest.mark.mosquitto, pytest.mark.postgres], id="mosquitto-postgres"
+    ),
+]
+
+
+@dataclass
+class Tier:
+    database_url: str
+    mqtt: MqttSettings
+    broker_port: int
+    machine_passwords: bool
+
+    def edge(self, machine_id: str, script: EdgeScript) -> FakeEdge:
+        password = machine_password(machine_id) if self.machine_passwords else None
+        return FakeEdge("127.0.0.1", self.broker_port, machine_id, password, script)
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url: str) -> Iterator[str]:
+    """A database of its own for each test (the session one is shared by everyone)."""
+    name, url = create_database()
+    yield url
+    drop_database(name)
+
+
+@pytest.fixture
+def tier(request: pytest.FixtureRequest, tmp_path: Path) -> Tier:
+    if request.param == "embedded":
+        broker = request.getfixturevalue("amqtt_broker")
+        mqtt = MqttSettings(host="127.0.0.1", port=broker.port, reconnect_delay=0.2)
+        return Tier(sqlite_url(tmp_path), mqtt, broker.port, machine_passwords=False)
+    mosquitto: Mosquitto = request.getfixturevalue("mosquitto")
+    database_url = request.getfixturevalue("fresh_postgres")
+    mqtt = MqttSettings(
+        host="127.0.0.1",
+        port=mosquitto.port,
+        username=CLOUD_USER,
+        password=CLOUD_PASSWORD,
+        shared_subscriptions=True,
+        reconnect_delay=0.2,
+    )
+    return Tier(database_url, mqtt, mosquitto.port, machine_passwords=True)
+
+
+@pytest.fixture
+async def cloud(tier: Tier) -> AsyncIterator[Cloud]:
+    async with running_cloud(cloud_settings(tier.database_url, tier.mqtt)) as running:
+        await seed_machine(running.ctx, "m1")
+        yield running
+
+
+async def machine_online(cloud: Cloud) -> None:
+    async def online() -> bool:
+        return (await machine_row(cloud.ctx, "m1")).online
+
+    await eventually(online, what="machine m1 online (its retained status)")
+
+
+@pytest.mark.parametrize("tier", TIERS, indirect=True)
+async def test_normal_purchase_captures_the_price_and_releases_the_rest(
+    tier: Tier, cloud: Cloud
+) -> None:
+    async with tier.edge("m1", EdgeScript.buys(COLA.price)).online() as edge:
+        await machine_online(cloud)
+        vend = await scan_and_approve(cloud, "m1")
+        settled = await wait_for_state(cloud.ctx, vend.id, "closed")
+
+    payment = ledger(cloud.sim, vend.id)
+    assert (payment.authorized, payment.captured, payment.cancelled) == (
+        MAX_PRICE,
+        COLA.price,
+        MAX_PRICE - COLA.price,
+    )
+    assert ledger_names(cloud.sim, vend.id).count("CAPTURED") == 1
+    assert ledger_names(cloud.sim, vend.id).count("CANCELLED") == 1
+    assert receipt_count(cloud.sim, vend.id) == 1
+    assert settled.outcome == "paid"
+    assert all(event.id in edge.acked for event in edge.sent)  # every event acked
+
+
+@pytest.mark.parametrize("tier", TIERS, indirect=True)
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(EdgeScript.buys(CHOCOLATE.price, success=False), id="jammed-motor"),
+        pytest.param(EdgeScript(end_reason=EndReason.TIMEOUT), id="walk-away"),
+    ],
+)
+async def test_nothing_dispensed_captures_nothing_and_posts_no_receipt(
+    tier: Tier, cloud: Cloud, script: EdgeScript
+) -> None:
+    async with tier.edge("m1", script).online():
+        await machine_online(cloud)
+        vend = await scan_and_approve(cloud, "m1")
+        settled = await wait_for_state(cloud.ctx, vend.id, "closed")
+
+    payment = ledger(cloud.sim, vend.id)
+    assert (payment.captured, payment.cancelled) == (0, MAX_PRICE)
+    assert "CAPTURED" not in ledger_names(cloud.sim, vend.id)
+    assert receipt_count(cloud.sim, vend.id) == 0
+    assert settled.outcome == "not_charged"
+
+
+@pytest.mark.parametrize("tier", TIERS, indirect=True)
+async def test_scan_of_a_busy_machine_creates_no_payment(tier: Tier, cloud: Cloud) -> None:
+    async with tier.edge("m1", EdgeScript.buys(COLA.price)).online():
+        await machine_online(cloud)
+        first = await scan(cloud, "m1")
+        assert first.status_code == 302
+        payments_before = len(cloud.sim.payments._payments)
+
+        second = await scan(cloud, "m1")
+
+    assert second.status_code == 409
+    assert 'data-state="busy"' in second.text
+    assert len(cloud.sim.payments._payments) == payments_before == 1
+    assert len(await vends_of(cloud.ctx, "m1")) == 1
+
+
+@pytest.mark.parametrize("tier", TIERS, indirect=True)
+async def test_two_items_in_one_session_capture_their_sum(tier: Tier, cloud: Cloud) -> None:
+    script = EdgeScript(
+        [
+            DispensedItem(item=COLA.item, price=Money(COLA.price, "NOK"), success=True),
+            DispensedItem(item=COLA.item, price=Money(COLA.price, "NOK"), success=False),
+        ]
+    )
+    async with tier.edge("m1", script).online():
+        await machine_online(cloud)
+        vend = await scan_and_approve(cloud, "m1")
+        await wait_for_state(cloud.ctx, vend.id, "closed")
+
+    payment = ledger(cloud.sim, vend.id)
+    assert (payment.captured, payment.cancelled) == (COLA.price, MAX_PRICE - COLA.price)
+    receipt = cloud.sim.receipts.receipts[("ECOM", vend.id)]
+    assert [line.total_amount for line in receipt.order_lines] == [COLA.price]
