@@ -6,12 +6,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
 
+import aiomqtt
 import pytest
 
+from vendgate.edge import CashlessDevice, EdgeAgent, EdgeConfig, SqliteStore
 from vendgate.edge._actions import Action, Log, Persist, Publish
 from vendgate.edge._core import AgentCore
 from vendgate.edge._inputs import (
@@ -26,8 +36,33 @@ from vendgate.edge._inputs import (
     VendResult,
 )
 from vendgate.edge._outbox import MemoryStore, Store
+from vendgate.edge.cashless import (
+    CashlessConfig,
+    LocalMdbError,
+    ReaderEvent,
+    SessionEnded,
+    SessionStarted,
+    VendFailed,
+    VendRequested,
+    VendSucceeded,
+)
+from vendgate.edge.cashless import (
+    VendApproved as ReaderVendApproved,
+)
 from vendgate.protocol import Money
-from vendgate.protocol.mqtt import Authorized, Command, EndReason, Message, decode
+from vendgate.protocol.mqtt import (
+    Ack,
+    Authorized,
+    Command,
+    EndReason,
+    Event,
+    Message,
+    TopicTree,
+    decode,
+    decode_for_topic,
+)
+
+M = TypeVar("M", bound=Message)
 
 MACHINE = "m1"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -119,3 +154,218 @@ def online(harness: CoreHarness) -> CoreHarness:
 @pytest.fixture
 def make_harness() -> Callable[..., CoreHarness]:
     return CoreHarness
+
+
+# -- a fake reader with SerialCashless's surface, and the cloud's side of MQTT -----------------
+
+
+class FakeCashless:
+    """The reader's surface in memory; tests play the customer with ``vend()`` and ``end()``."""
+
+    def __init__(self, state: str = "enabled", link_up: bool = True) -> None:
+        self.config = CashlessConfig()
+        self.state = state
+        self.link_up = link_up
+        self.begun: list[int] = []
+        self.cancels = 0
+        self.selection_timeout_s: float | None = None
+        self._queue: asyncio.Queue[ReaderEvent | None] = asyncio.Queue()
+
+    @property
+    def can_begin_session(self) -> bool:
+        return self.state == "enabled" and self.link_up
+
+    def begin_session(self, funds: int) -> None:
+        if not self.can_begin_session:
+            raise LocalMdbError(f"cannot begin a session in state {self.state}")
+        self.begun.append(funds)
+        self.state = "session_idle"
+        self._emit(SessionStarted(funds))
+
+    def cancel_session(self) -> None:
+        if self.state != "session_idle":
+            raise LocalMdbError(f"no idle session to cancel in state {self.state}")
+        self.cancels += 1
+        self.end("cancelled")
+
+    def set_selection_timeout(self, seconds: float) -> None:
+        self.selection_timeout_s = seconds
+
+    def vend(self, item: int, price: int, success: bool = True) -> None:
+        self._emit(VendRequested(price, item))
+        self._emit(ReaderVendApproved(price, item))
+        self._emit(VendSucceeded(item, price) if success else VendFailed(item, price))
+
+    def end(self, reason: str = "completed") -> None:
+        self.state = "enabled"
+        self._emit(SessionEnded(reason))  # type: ignore[arg-type]
+
+    def _emit(self, event: ReaderEvent) -> None:
+        self._queue.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[ReaderEvent]:
+        while (event := await self._queue.get()) is not None:
+            yield event
+
+    async def __aenter__(self) -> FakeCashless:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._queue.put_nowait(None)
+
+
+class Cloud:
+    """The test's cloud: a plain aiomqtt client that sends commands and collects events.
+
+    ``committed`` is an idempotent consumer's view: each event id once, in arrival order.
+    """
+
+    def __init__(self, client: aiomqtt.Client, machine_id: str, prefix: str = "vend/v1") -> None:
+        self.client = client
+        self.machine_id = machine_id
+        self.tree = TopicTree(prefix)
+        self.received: list[Message] = []
+        self.committed: dict[str, Message] = {}
+        self._arrivals: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def listen(self) -> None:
+        for topic_filter in (
+            f"{self.tree.prefix}/{self.machine_id}/evt/+",
+            str(self.tree.status(self.machine_id)),
+        ):
+            await self.client.subscribe(topic_filter, qos=1)
+        async for raw in self.client.messages:
+            parsed = self.tree.parse(str(raw.topic))
+            message = decode_for_topic(parsed, bytes(raw.payload))  # type: ignore[arg-type]
+            self.received.append(message)
+            if isinstance(message, Event):
+                self.committed.setdefault(message.id, message)
+            self._arrivals.put_nowait(message)
+
+    async def send(self, command: Command) -> None:
+        assert command.topic_name is not None
+        topic = self.tree.command(self.machine_id, command.topic_name)
+        await self.client.publish(str(topic), command.encode(), qos=1)
+
+    async def next(self, kind: type[M], within_s: float = 10.0) -> M:
+        """The next message of ``kind`` (others that arrive meanwhile are skipped)."""
+        async with asyncio.timeout(within_s):
+            while True:
+                message = await self._arrivals.get()
+                if isinstance(message, kind):
+                    return message
+
+    async def ack(self, *events: Message) -> None:
+        await self.send(Ack.create(now=datetime.now(UTC), events=[e.id for e in events]))
+
+    def events_of(self, vend_id: str) -> list[Event]:
+        """The committed events of one vend, in seq order."""
+        found = [e for e in self.committed.values() if getattr(e, "vend_id", None) == vend_id]
+        return sorted(found, key=lambda event: event.seq)
+
+
+def fresh_authorized(vend_id: str, value: int = 2500, ttl_s: float = 120) -> Authorized:
+    now = datetime.now(UTC)
+    return Authorized.create(
+        now=now,
+        vend_id=vend_id,
+        amount=Money(value, "NOK"),
+        expires_at=now + timedelta(seconds=ttl_s),
+    )
+
+
+@asynccontextmanager
+async def cloud_client(url: str, machine_id: str, **login: str) -> AsyncIterator[Cloud]:
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    async with aiomqtt.Client(
+        parts.hostname,
+        parts.port or 1883,
+        identifier=f"test-cloud-{uuid.uuid4().hex[:8]}",
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        **login,  # type: ignore[arg-type]
+    ) as client:
+        cloud = Cloud(client, machine_id)
+        listener = asyncio.create_task(cloud.listen())
+        await asyncio.sleep(0.2)  # let the subscriptions land
+        try:
+            yield cloud
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await listener
+
+
+@pytest.fixture
+def fake_cashless() -> type[FakeCashless]:
+    return FakeCashless
+
+
+@pytest.fixture
+def cloud_for() -> Callable[..., AbstractAsyncContextManager[Cloud]]:
+    """``async with cloud_for(url, "m1", username=..., password=...) as cloud``."""
+    return cloud_client
+
+
+@pytest.fixture
+def authorized_now() -> Callable[..., Authorized]:
+    return fresh_authorized
+
+
+def make_edge_config(
+    url: str, data_dir: Path, machine_id: str = "m1", **overrides: str
+) -> EdgeConfig:
+    """A config for tests: fast resends and reconnects, no serial port needed by fakes."""
+    flags = {
+        "machine_id": machine_id,
+        "mqtt_url": url,
+        "serial": "loop://",
+        "data_dir": str(data_dir),
+        "resend_interval_s": "0.5",
+        "telemetry_interval_s": "0.5",
+        "reconnect_min_s": "0.1",
+        "reconnect_max_s": "0.5",
+        "keepalive_s": "5",
+        **overrides,
+    }
+    return EdgeConfig.load(flags, {})
+
+
+@asynccontextmanager
+async def running_agent(
+    config: EdgeConfig, device: CashlessDevice, store: Store | None = None
+) -> AsyncIterator[EdgeAgent]:
+    """The agent running in this loop until the block ends (then stopped cleanly)."""
+    agent = EdgeAgent(config, device=device, store=store or SqliteStore(config.outbox_path))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        await wait_until(lambda: agent.link.connected or task.done())
+        if task.done():
+            task.result()
+        yield agent
+    finally:
+        stop.set()
+        async with asyncio.timeout(10):
+            await task
+
+
+async def wait_until(condition: Callable[[], bool], within_s: float = 10.0) -> None:
+    async with asyncio.timeout(within_s):
+        while not condition():  # noqa: ASYNC110  # polling state owned by other tasks
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def edge_config() -> Callable[..., EdgeConfig]:
+    return make_edge_config
+
+
+@pytest.fixture
+def agent_running() -> Callable[..., AbstractAsyncContextManager[EdgeAgent]]:
+    return running_agent
+
+
+@pytest.fixture
+def waiter() -> Callable[..., Awaitable[None]]:
+    return wait_until

@@ -1,0 +1,77 @@
+"""The reader as the agent uses it, and its events turned into core inputs.
+
+``CashlessDevice`` is the surface of ``vendgate.edge.cashless.SerialCashless`` the agent needs;
+tests pass a fake with the same surface. Reader events carry wire units; ``to_input`` converts
+them to minor units (the core counts money in minor units only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Protocol, Self
+
+from vendgate.edge import _inputs as core
+from vendgate.edge.cashless import (
+    CashlessConfig,
+    ReaderEvent,
+    SessionEnded,
+    SessionStarted,
+    VendApproved,
+    VendFailed,
+    VendSucceeded,
+)
+from vendgate.protocol.mqtt import EndReason
+
+__all__ = ["CashlessDevice", "board_of", "to_input"]
+
+
+class CashlessDevice(Protocol):
+    """What the agent needs from the cashless reader (``SerialCashless`` has it)."""
+
+    config: CashlessConfig
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def link_up(self) -> bool: ...
+
+    @property
+    def can_begin_session(self) -> bool: ...
+
+    def begin_session(self, funds: int) -> None:
+        """Offer ``funds`` (minor units) at the next POLL; raises ``LocalMdbError`` if it can't."""
+
+    def cancel_session(self) -> None: ...
+
+    def set_selection_timeout(self, seconds: float) -> None: ...
+
+    def events(self) -> AsyncIterator[ReaderEvent]: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+def board_of(device: CashlessDevice) -> core.Board:
+    return core.Board(device.state, device.link_up, device.can_begin_session)
+
+
+def to_input(event: ReaderEvent, config: CashlessConfig) -> core.Input | None:
+    """The core input for a reader event; ``None`` for events that are only logged."""
+    if isinstance(event, SessionStarted):
+        return core.SessionOpened(config.to_minor(event.funds))
+    if isinstance(event, VendApproved):
+        return core.VendApproved(event.item, config.to_minor(event.price))
+    if isinstance(event, VendSucceeded | VendFailed):
+        success = isinstance(event, VendSucceeded)
+        return core.VendResult(event.item, config.to_minor(event.price), success)
+    if isinstance(event, SessionEnded):
+        return core.SessionClosed(EndReason(event.reason))
+    return None

@@ -1,0 +1,64 @@
+"""``vendgate edge``: run one machine's edge agent until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from typing import Any
+
+DESCRIPTION = """\
+Run the edge agent of one vending machine: the MDB cashless reader on the vend board's serial
+link, and MQTT to the cloud. Every vend report goes into a SQLite outbox in --data-dir first and
+is re-sent until the cloud acknowledges it, across reconnects and restarts. Every setting is a
+flag or a VENDGATE_* environment variable (the flag wins); put the MQTT password in
+VENDGATE_MQTT_PASSWORD rather than on the command line. SIGTERM or Ctrl-C publishes 'offline' and
+stops cleanly. Logs go to stderr, one key=value line per event. See docs/edge-agent.md.
+"""
+
+EPILOG = """\
+example:
+  VENDGATE_MQTT_PASSWORD=m1-secret vendgate edge --machine-id m1 \\
+      --mqtt-url mqtts://broker.example.com --serial /dev/ttyUSB0 --data-dir /var/lib/vendgate-edge
+"""
+
+CRASH_HOOK_VARIABLE = "VENDGATE_EDGE_CRASH_AT"  # test-only, see vendgate.edge._agent
+
+
+def register(subparsers: Any) -> None:
+    from vendgate.edge._config import add_arguments
+
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "edge",
+        help="run a vending machine's edge agent (MDB reader + MQTT)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vendgate.edge import ConfigError, EdgeConfig
+
+    try:
+        config = EdgeConfig.load(vars(args), os.environ)
+    except ConfigError as error:
+        print(f"vendgate edge: {error}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(config))
+
+
+async def serve(config: Any) -> int:
+    from vendgate.edge import build_agent
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    agent = build_agent(config, crash_at=os.environ.get(CRASH_HOOK_VARIABLE) or None)
+    await agent.run(stop)
+    return 0
