@@ -443,3 +443,59 @@ class FakeEdge:
 
 def future(seconds: float) -> datetime:
     return utc_now() + timedelta(seconds=seconds)
+
+
+class SteppedClock:
+    """A UTC clock that moves only when told to (``advance``)."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC)  # webhooks are signed with the real time
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+async def webhook_secret(ctx: CloudContext) -> str:
+    from vendgate.cloud.db import WebhookRegistration
+
+    async with transaction(ctx.sessions) as db:
+        row = (await db.exec(select(WebhookRegistration))).first()
+    assert row is not None, "the app registered no webhook"
+    return row.secret
+
+
+async def post_webhook(
+    cloud: Cloud, body: bytes, *, secret: str | None = None, at: float | None = None
+) -> httpx.Response:
+    """POST a webhook signed like Vipps signs it (with our registration's secret)."""
+    from vendgate.cloud.vipps import http_date, sign_webhook
+
+    key = secret if secret is not None else await webhook_secret(cloud.ctx)
+    url = cloud.ctx.settings.webhook_url
+    date = http_date(time.time() if at is None else at)
+    headers = sign_webhook(key, url, body, date)
+    return await cloud.http.post(cloud.ctx.settings.webhooks.path, content=body, headers=headers)
+
+
+def payment_event(reference: str, name: str, amount: int = MAX_PRICE) -> bytes:
+    import msgspec
+
+    from vendgate.cloud.vipps import Amount, WebhookEvent
+
+    event = WebhookEvent(
+        msn="123456",
+        reference=reference,
+        psp_reference="1",
+        name=name,  # type: ignore[arg-type]
+        amount=Amount(amount, "NOK"),
+        timestamp="2026-05-01T12:00:00Z",
+        success=True,
+    )
+    return msgspec.json.encode(event)
+
+
+def mqtt_message(topic: str, payload: bytes) -> aiomqtt.Message:
+    return aiomqtt.Message(topic, payload, qos=1, retain=False, mid=1, properties=None)

@@ -122,6 +122,15 @@ async def test_normal_purchase_captures_the_price_and_releases_the_rest(
     assert receipt_count(cloud.sim, vend.id) == 1
     assert settled.outcome == "paid"
     assert all(event.id in edge.acked for event in edge.sent)  # every event acked
+    status = (await cloud.http.get(f"/s/{vend.status_token}/state")).json()
+    assert (status["state"], status["paid"], status["released"]) == (
+        "paid",
+        "25.00 NOK",
+        "10.00 NOK",
+    )
+    page = (await cloud.http.get(f"/s/{vend.status_token}")).text
+    assert 'data-state="paid"' in page
+    assert "You paid 25.00 NOK and 10.00 NOK was released." in page
 
 
 @pytest.mark.parametrize("tier", TIERS, indirect=True)
