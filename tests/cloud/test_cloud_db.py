@@ -1,0 +1,142 @@
+"""The database layer: migrations, the one-open-session rule, claims, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from flow_support import FAST, PLANOGRAM, sqlite_url
+from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from support.postgres import create_database, drop_database
+
+from vendgate.cloud.context import CloudContext
+from vendgate.cloud.db import (
+    ONE_OPEN_VEND_INDEX,
+    Machine,
+    create_engine,
+    is_postgres,
+    session_factory,
+    transaction,
+    upgrade_to_head,
+)
+from vendgate.cloud.machines import upsert_machine
+from vendgate.cloud.reconciler import claim_due
+from vendgate.cloud.settings import CloudSettings
+from vendgate.cloud.vends import VendInput, VendState, move, open_vend
+from vendgate.cloud.vipps import VippsClient
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url: str) -> Iterator[str]:
+    name, url = create_database()
+    yield url
+    drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    url: str = request.getfixturevalue("fresh_postgres")
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    await upgrade_to_head(engine)
+    await upgrade_to_head(engine)  # a second run (another replica, a restart) changes nothing
+    yield engine
+    await engine.dispose()
+
+
+async def machine(engine: AsyncEngine, machine_id: str = "m1") -> Machine:
+    async with transaction(session_factory(engine)) as db:
+        return await upsert_machine(db, machine_id, "Lobby", PLANOGRAM, NOW)
+
+
+async def test_migrations_create_every_table(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
+        indexes = await connection.run_sync(
+            lambda c: {i["name"] for i in inspect(c).get_indexes("vend_sessions")}
+        )
+    assert {"machines", "slots", "vend_sessions", "payments", "outbox_commands"} <= tables
+    assert {"processed_messages", "vend_steps", "vend_lines", "alembic_version"} <= tables
+    assert ONE_OPEN_VEND_INDEX in indexes
+
+
+async def test_the_database_allows_one_open_session_per_machine(engine: AsyncEngine) -> None:
+    m1 = await machine(engine)
+    sessions = session_factory(engine)
+    async with transaction(sessions) as db:
+        first = await open_vend(db, m1, 3500, NOW, FAST)
+    with pytest.raises(IntegrityError):
+        async with transaction(sessions) as db:
+            await open_vend(db, m1, 3500, NOW, FAST)
+    async with transaction(sessions) as db:
+        vend = await db.get(type(first), first.id)
+        assert vend is not None
+        move(db, vend, VendInput.PAYMENT_FAILED, NOW)
+    async with transaction(sessions) as db:  # closed: the machine takes a new one
+        second = await open_vend(db, m1, 3500, NOW, FAST)
+    assert second.state == VendState.CREATING
+
+
+def context(engine: AsyncEngine) -> CloudContext:
+    settings = replace(CloudSettings(), timing=replace(FAST, work_lease=60))
+    return CloudContext(
+        settings=settings,
+        sessions=session_factory(engine),
+        vipps=VippsClient.__new__(VippsClient),  # never called here
+        clock=lambda: NOW,
+        postgres=is_postgres(engine),
+    )
+
+
+async def test_concurrent_claims_never_share_a_session(engine: AsyncEngine) -> None:
+    sessions = session_factory(engine)
+    for index in range(1, 7):
+        m = await machine(engine, f"m{index}")
+        async with transaction(sessions) as db:
+            vend = await open_vend(db, m, 3500, NOW - timedelta(minutes=5), FAST)
+            vend.lease_until = None
+            db.add(vend)
+    first, second = context(engine), context(engine)
+    claims = await asyncio.gather(claim_due(first, NOW, 4), claim_due(second, NOW, 4))
+    together = claims[0] + claims[1]
+    assert len(together) == len(set(together)) == 6
+    assert await claim_due(first, NOW, 10) == []  # all leased now
+
+
+def test_cli_migrate_and_add_machine(tmp_path: Path) -> None:
+    env = {**os.environ, "VENDGATE_DATABASE_URL": sqlite_url(tmp_path)}
+    vendgate = [sys.executable, "-m", "vendgate", "cloud"]
+    migrated = subprocess.run([*vendgate, "migrate"], env=env, capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr
+    added = subprocess.run(
+        [*vendgate, "add-machine", "m7", "Gym", "--slot", "11:Water:2000:1500"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "m7 has 1 slots" in added.stdout
+    bad = subprocess.run(
+        [*vendgate, "add-machine", "m7", "Gym", "--slot", "eleven"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2
