@@ -178,3 +178,31 @@ async def test_a_killed_agent_leaves_its_last_will(
 
     assert online.state == StatusState.ONLINE
     assert (offline.state, offline.boot_id) == (StatusState.OFFLINE, online.boot_id)
+
+
+@pytest.mark.pty
+async def test_sigterm_says_offline_itself_and_exits_cleanly(
+    mosquitto: Mosquitto, tmp_path: Path, cloud_for: CloudFor, bare_pty: str
+) -> None:
+    env = {
+        **os.environ,
+        "VENDGATE_MQTT_PASSWORD": machine_password("m5"),
+        "VENDGATE_DATA_DIR": str(tmp_path),
+    }
+    args = ["--machine-id", "m5", "--mqtt-url", mosquitto.url, "--serial", bare_pty]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vendgate", "edge", *args, env=env
+    )
+    try:
+        async with cloud_for(mosquitto.url, "m5", **CLOUD_LOGIN) as cloud:
+            online = await cloud.next(Status)
+            process.send_signal(signal.SIGTERM)
+            offline = await cloud.next(Status)
+            code = await asyncio.wait_for(process.wait(), 10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert code == 0
+    assert (offline.state, offline.boot_id) == (StatusState.OFFLINE, online.boot_id)
