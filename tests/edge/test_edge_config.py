@@ -166,3 +166,10 @@ def test_reconnect_delays_spread_out() -> None:
 
     assert len(delays) > 10
     assert all(8.0 <= d <= 16.0 for d in delays)
+
+
+def test_the_docs_list_every_setting() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "edge-agent.md").read_text()
+
+    missing = [o.env for o in OPTIONS if f"`{o.flag}` | `{o.env}`" not in docs]
+    assert missing == []
