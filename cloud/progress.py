@@ -119,7 +119,9 @@ class Progress:
         async with self._record(vend_id) as (db, vend, _payment):
             vend.failures += 1
             vend.last_error = f"{action}: {exc}"[:500]
-            vend.due_at = now + timedelta(seconds=self.timing.retry_delay)
+            # Back off (up to 64 times the delay): a refusal that lasts must not flood Vipps.
+            backoff = min(2 ** min(vend.failures - 1, 6), 64)
+            vend.due_at = now + timedelta(seconds=self.timing.retry_delay * backoff)
             log_step(db, vend, "failed", now, vend.last_error)
 
     # -- payment ---------------------------------------------------------------------------
@@ -136,9 +138,11 @@ class Progress:
             return
         now = self.ctx.clock()
         async with self._record(vend.id) as (db, vend, payment):
+            # Kept even if a webhook already moved the session on: the scan needs the URL.
+            payment.redirect_url = payment.redirect_url or redirect
             if not move(db, vend, VendInput.PAYMENT_CREATED, now):
                 return
-            payment.redirect_url, payment.state, payment.updated_at = redirect, "CREATED", now
+            payment.state, payment.updated_at = "CREATED", now
             payment.next_poll_at = now + timedelta(seconds=self.timing.poll_first)
             schedule(vend, payment, self.timing)
 
