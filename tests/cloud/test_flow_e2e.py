@@ -8,6 +8,7 @@ approves in the Vipps simulator; every money assertion reads the simulator's led
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,3 +190,26 @@ async def test_two_items_in_one_session_capture_their_sum(tier: Tier, cloud: Clo
     assert (payment.captured, payment.cancelled) == (COLA.price, MAX_PRICE - COLA.price)
     receipt = cloud.sim.receipts.receipts[("ECOM", vend.id)]
     assert [line.total_amount for line in receipt.order_lines] == [COLA.price]
+
+
+@pytest.mark.parametrize("tier", TIERS[1:], indirect=True)
+async def test_the_cloud_reconnects_after_the_broker_restarts(
+    tier: Tier, cloud: Cloud, request: pytest.FixtureRequest
+) -> None:
+    mosquitto: Mosquitto = request.getfixturevalue("mosquitto")
+    link = cloud.app.state.mqtt
+    await eventually(lambda: _true(link.connected.is_set()), what="first connection")
+    await asyncio.to_thread(mosquitto.stop)
+    await eventually(lambda: _true(not link.connected.is_set()), what="the link noticing")
+    await asyncio.to_thread(mosquitto.start)
+    await eventually(lambda: _true(link.connected.is_set()), what="reconnection")
+
+    async with tier.edge("m1", EdgeScript.buys(COLA.price)).online():
+        await machine_online(cloud)
+        vend = await scan_and_approve(cloud, "m1")
+        await wait_for_state(cloud.ctx, vend.id, "closed")
+    assert ledger(cloud.sim, vend.id).captured == COLA.price
+
+
+async def _true(value: bool) -> bool:
+    return value
