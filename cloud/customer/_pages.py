@@ -34,7 +34,7 @@ POLL_MS = 1000
 SCRIPT = """<script>
 (function(){var main=document.getElementById('status');var url=main.dataset.poll;
 var H=%(headlines)s;
-function show(v){main.dataset.state=v.state;
+function show(v){main.dataset.state=v.state;main.dataset.final=String(v.final);
 document.getElementById('headline').textContent=H[v.state]||v.state;
 document.getElementById('detail').textContent=detail(v);return v.final;}
 function detail(v){if(v.state==='paid'){return 'You paid '+v.paid+' and '+v.released+
