@@ -79,6 +79,7 @@ class MqttLink:
         self._keepalive = keepalive_s
         self._backoff = (reconnect_min_s, reconnect_max_s)
         self.connects = 0
+        self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._connection: _Connection | None = None
@@ -138,14 +139,16 @@ class MqttLink:
     # -- the connection loop ------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, stay connected, reconnect after any failure; until cancelled."""
+        """Connect, stay connected, reconnect after any failure; until cancelled or closed."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         misc = asyncio.create_task(self._misc_loop())
         attempt = 0
         try:
-            while True:
+            while not self._closing:
                 reason = await self._one_connection()
+                if self._closing:
+                    break
                 attempt = 0 if reason is None else attempt + 1
                 delay = reconnect_delay(attempt, base=self._backoff[0], cap=self._backoff[1])
                 log.info(format_line("mqtt.reconnect_wait", {"delay_s": round(delay, 2)}))
@@ -187,6 +190,7 @@ class MqttLink:
     async def disconnect(self) -> None:
         """Close cleanly (the broker then does not send the last will)."""
         connection = self._connection
+        self._closing = True
         self._client.disconnect()
         if connection is not None and not connection.closed.done():
             with contextlib.suppress(TimeoutError):
