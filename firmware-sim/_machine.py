@@ -131,7 +131,8 @@ def load_slots(path: Path) -> tuple[Slot, ...]:
     try:
         data: object = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise SlotError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        raise SlotError(f"{path}: not valid {kind}: {exc}") from exc
     rows = data.get("slots") if isinstance(data, dict) else data
     if not isinstance(rows, list) or not rows:
         raise SlotError(f"{path}: expected a non-empty list of slots under 'slots'")

@@ -9,9 +9,9 @@ The legal moves are the table in ``_states``; who owes the VMC which reply, and 
 are ``_delivery``'s job. A VMC command the table does not allow is ACKed, parks the reader in
 ``error`` and is answered at the next POLL with COMMAND OUT OF SEQUENCE; only RESET leaves
 ``error`` (§7.4.4). Money: an approval never takes the session past its funds; a RESET between
-VEND APPROVED and VEND SUCCESS counts as a success (§7.4.7) once the VMC has shown it read the
-approval (its ACK or its next command); before that it counts as a failure, because the VMC
-may never have seen the approval and so never dispensed.
+VEND APPROVED and VEND SUCCESS counts as a success (§7.4.7) once the VMC has ACKed the approval;
+before that it counts as a failure, because the VMC may never have seen the approval and so
+never dispensed.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class _Vend:
     price: int
     item: int
     confirmed: bool = False
-    """The VMC showed it read VEND APPROVED (its ACK, or its next command)."""
+    """The VMC ACKed a block carrying our VEND APPROVED."""
 
 
 @dataclass
@@ -300,10 +300,11 @@ class Reader:
             self._delivery.repeat_reply()
             return
         self._delivery.new_command()
-        self._approval_read()
         self._delivery.answer_command(command, self._apply(command, now))
 
     def _approval_read(self) -> None:
+        # Only an ACK proves it: a VMC that missed VEND APPROVED repeats VEND REQUEST, cancels
+        # the vend or resets us, and none of those means it dispensed.
         if self._session is not None and self._session.vend is not None:
             self._session.vend.confirmed = True
 
@@ -353,8 +354,8 @@ class Reader:
             # §7.4.7: a reset between VEND APPROVED and VEND SUCCESS is a VEND SUCCESS.
             self._succeed(session, vend.item)
         else:
-            # The VMC never showed it read the approval, so it may not have dispensed: never
-            # charge for what may not have been delivered.
+            # The VMC never ACKed the approval, so it may not have dispensed: never charge for
+            # what may not have been delivered.
             self._release_vend(session)
 
     def _on_setup_config(self, command: mdb.SetupConfig, target: State, now: float) -> Reply:
