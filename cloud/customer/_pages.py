@@ -14,11 +14,52 @@ from vendgate.cloud.errors import MachineUnavailable, Unavailability, VendgateEr
 
 from ._service import StatusView
 
-STYLE = (
-    "body{font-family:system-ui,sans-serif;margin:0;padding:1.5em;max-width:30em;"
-    "margin-inline:auto;line-height:1.4;color:#222}h1{font-size:1.4em}"
-    ".big{font-size:1.2em;font-weight:600}.muted{color:#666}"
-)
+# Plain CSS, no assets. The page's look follows ``data-state`` on ``#status`` through attribute
+# selectors, so the script only has to change that attribute and two texts.
+STYLE = """
+*{box-sizing:border-box}
+html{color-scheme:light;-webkit-text-size-adjust:100%}
+body{margin:0;background:#f3f3f5;color:#1f1f1f;
+font:17px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+#status{max-width:30rem;margin:.75rem;padding:1.5rem;background:#fff;border-radius:1rem;
+box-shadow:0 1px 4px rgba(0,0,0,.08)}
+@media (min-width:32rem){#status{margin:3rem auto}}
+h1{font-size:1.45rem;line-height:1.25;margin:0 0 .6rem}
+.big{font-size:1.15rem;margin:0}
+.muted{color:#5f6368;margin:0 0 1.25rem}
+.badge{width:3.5rem;height:3.5rem;border-radius:50%;display:grid;place-items:center;
+margin:0 0 1rem;background:#6b6b6b;color:#fff;font-size:1.9rem;font-weight:700}
+.badge::after{content:"!"}
+[data-state=waiting] .badge,[data-state=finishing] .badge{background:none;
+border:.35rem solid #ffd8cb;border-top-color:#ff5b24;animation:spin 1s linear infinite}
+[data-state=waiting] .badge::after,[data-state=finishing] .badge::after{content:""}
+[data-state=choose] .badge{background:#ff5b24}
+[data-state=choose] .badge::after{content:"\\2192"}
+[data-state=paid] .badge{background:#1a7f37}
+[data-state=paid] .badge::after{content:"\\2713"}
+[data-state=not_charged] .badge{background:#2f6fde}
+[data-state=not_charged] .badge::after{content:"i"}
+[data-state=cancelled] .badge::after{content:"\\00d7"}
+@keyframes spin{to{transform:rotate(360deg)}}
+@media (prefers-reduced-motion:reduce){.badge{animation:none!important}}
+.steps{list-style:none;margin:1.5rem 0 0;padding:1rem 0 0;border-top:1px solid #e6e6e9;
+counter-reset:step;color:#5f6368}
+.steps li{counter-increment:step;display:flex;align-items:center;gap:.75rem;padding:.3rem 0}
+.steps li::before{content:counter(step);flex:none;width:1.8rem;height:1.8rem;border-radius:50%;
+display:grid;place-items:center;border:2px solid #c9c9cf;font-size:.9rem;font-weight:600}
+[data-state=waiting] .s1,[data-state=choose] .s2,[data-state=finishing] .s3{color:#1f1f1f;
+font-weight:600}
+[data-state=waiting] .s1::before,[data-state=choose] .s2::before,
+[data-state=finishing] .s3::before{border-color:#ff5b24;color:#c2410c}
+[data-state=choose] .s1::before,[data-state=finishing] :is(.s1,.s2)::before,
+:is([data-state=paid],[data-state=not_charged]) li::before{content:"\\2713";
+background:#1a7f37;border-color:#1a7f37;color:#fff}
+[data-state=cancelled] .steps{display:none}
+.note{display:none;margin:1.25rem 0 0;color:#5f6368}
+[data-final=true] .note{display:block}
+.receipt{display:none}
+[data-state=paid] .receipt{display:inline}
+"""
 
 HEADLINES = {
     "waiting": "Waiting for your approval in Vipps MobilePay…",
@@ -30,6 +71,13 @@ HEADLINES = {
 }
 
 POLL_MS = 1000
+
+STEPS = (
+    '<ol class="steps" aria-label="How it works">'
+    '<li class="s1">Approve in Vipps MobilePay</li>'
+    '<li class="s2">Choose your item on the machine</li>'
+    '<li class="s3">Pay only for what you get</li></ol>'
+)
 
 SCRIPT = """<script>
 (function(){var main=document.getElementById('status');var url=main.dataset.poll;
@@ -53,7 +101,7 @@ def page(title: str, body: str, extra_head: str = "") -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style>{extra_head}</head>"
+        f"<title>{escape(title)}</title><style>{STYLE.strip()}</style>{extra_head}</head>"
         f"<body>{body}</body></html>"
     )
 
@@ -75,8 +123,13 @@ def status_page(view: StatusView, poll_url: str) -> str:
         f'<main id="status" data-state="{escape(view.state)}" data-final="{final}" '
         f'data-poll="{escape(poll_url)}">'
         f'<p class="muted">{escape(view.machine)}</p>'
+        '<div class="badge" aria-hidden="true"></div>'
+        '<div aria-live="polite">'
         f'<h1 id="headline">{escape(HEADLINES[view.state])}</h1>'
-        f'<p id="detail" class="big">{escape(detail_text(view))}</p></main>'
+        f'<p id="detail" class="big">{escape(detail_text(view))}</p></div>'
+        f"{STEPS}"
+        '<p class="note"><span class="receipt">Your receipt is in Vipps MobilePay. </span>'
+        "You can close this page.</p></main>"
         + SCRIPT
         % {"headlines": json.dumps(HEADLINES), "poll": POLL_MS}
     )
@@ -99,6 +152,7 @@ def error_page(error: VendgateError) -> str:
         text, headline, data_state = error.detail, error.title, "error"
     body = (
         f'<main id="status" data-state="{escape(data_state)}" data-final="true">'
+        '<div class="badge" aria-hidden="true"></div>'
         f'<h1 id="headline">{escape(headline)}</h1><p class="big">{escape(text)}</p>'
         '<p class="muted">No payment was made.</p></main>'
     )
