@@ -74,6 +74,8 @@ class Step(enum.Enum):
 class VmcConfig:
     poll_interval_s: float = 0.2
     response_timeout_s: float = 0.1
+    command_gap_s: float = 0.002
+    """Between a reply and the next command: whatever arrives meanwhile is stale (a repeat)."""
     retries: int = 2
     non_response_s: float = 5.0
     feature_level: int = 2
@@ -347,7 +349,8 @@ class Vmc:
 
     def _schedule(self, now: float) -> None:
         urgent = bool(self._queued) or not isinstance(self._init_or_poll(), mdb.Poll)
-        self._next_send_at = now if urgent else now + self.config.poll_interval_s
+        pause = self.config.command_gap_s if urgent else self.config.poll_interval_s
+        self._next_send_at = now + pause
 
     # --- replies -------------------------------------------------------------------------------
 

@@ -42,6 +42,8 @@ class Faults:
     split: bool = False
     down: bool = False
     """The line is cut: nothing gets through."""
+    drop_once: list[str] = field(default_factory=list)
+    """Capture lines of blocks to lose, each the first time it passes."""
 
     def carry(self, blocks: Iterable[mdb.Block]) -> list[bytes]:
         if self.down:
@@ -52,6 +54,10 @@ class Faults:
     def _blocks(self, blocks: Iterable[mdb.Block]) -> list[mdb.Block]:
         out: list[mdb.Block] = []
         for block in blocks:
+            line = mdb.format_capture_line(block.direction, block.words)
+            if line in self.drop_once:
+                self.drop_once.remove(line)
+                continue
             if self.rng.random() < self.drop_block:
                 continue
             out.append(block)

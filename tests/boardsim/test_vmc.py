@@ -40,8 +40,9 @@ class Board:
         return [mdb.format_capture_line(b.direction, b.words) for b in self.vmc.blocks_to_send()]
 
     def reply(self, *messages: mdb.CdMessage) -> list[str]:
+        """Answer the VMC; what it sends at once (ACK) and after its inter-command gap."""
         self.vmc.receive_block(mdb.response_block(list(messages)), self.now)
-        return self.sent()
+        return self.sent() + self.wait(self.vmc.config.command_gap_s)
 
     def wait(self, seconds: float) -> list[str]:
         """Let time pass, firing every deadline on the way."""
