@@ -37,6 +37,7 @@ from vendgate.edge._actions import (
     Publish,
     SetWill,
 )
+from vendgate.edge._backoff import reconnect_delay
 from vendgate.edge._config import EdgeConfig
 from vendgate.edge._core import AgentCore
 from vendgate.edge._device import CashlessDevice, board_of, to_input
@@ -63,6 +64,7 @@ __all__ = ["Clock", "EdgeAgent", "SystemClock"]
 
 T = TypeVar("T")
 GOODBYE_TIMEOUT_S = 2.0
+READER_RETRY_MAX_S = 30.0
 CRASH_HOOK = "after_outbox_write"
 CRASH_EXIT_CODE = 137
 
@@ -142,9 +144,8 @@ class EdgeAgent:
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            async with self.device:
-                await self._boot()
-                await self._serve(stop)
+            await self._boot()
+            await self._serve(stop)
         finally:
             await self._in_writer(self.store.close)
             self._writer.shutdown(wait=True)
@@ -174,7 +175,7 @@ class EdgeAgent:
         workers = [
             asyncio.create_task(self._process_inputs(), name="inputs"),
             asyncio.create_task(self.link.run(), name="mqtt"),
-            asyncio.create_task(self._pump_reader_events(), name="reader"),
+            asyncio.create_task(self._run_reader(), name="reader"),
             asyncio.create_task(self._every(self._resend_interval, self._resend_due)),
             asyncio.create_task(self._every(self._telemetry_interval, self._telemetry_due)),
         ]
@@ -240,6 +241,26 @@ class EdgeAgent:
         self._inputs.put_nowait(
             lambda: CommandArrived(name, payload, board_of(self.device), retained, machine_id)
         )
+
+    async def _run_reader(self) -> None:
+        """Open the reader's port, retrying while it is missing, and pass its events on.
+
+        Until it opens the reader reports no link, so ``authorized`` gets ``board_down`` and
+        telemetry shows the machine out of order, while MQTT keeps working.
+        """
+        attempt = 0
+        while True:
+            try:
+                async with self.device:
+                    await self._pump_reader_events()
+                return
+            except OSError as error:  # pyserial's SerialException is an OSError
+                delay = reconnect_delay(attempt, base=1.0, cap=READER_RETRY_MAX_S)
+                self._log(
+                    Log.warning("reader.open_failed", error=str(error), retry_s=round(delay, 1))
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
 
     async def _pump_reader_events(self) -> None:
         async for event in self.device.events():

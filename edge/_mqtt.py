@@ -151,7 +151,7 @@ class MqttLink:
                     break
                 attempt = 0 if reason is None else attempt + 1
                 delay = reconnect_delay(attempt, base=self._backoff[0], cap=self._backoff[1])
-                log.info(format_line("mqtt.reconnect_wait", {"delay_s": round(delay, 2)}))
+                self._log(logging.INFO, "mqtt.reconnect_wait", delay_s=round(delay, 2))
                 await asyncio.sleep(delay)
         finally:
             misc.cancel()
@@ -165,7 +165,7 @@ class MqttLink:
             session_present = await asyncio.wait_for(connection.connack, self._keepalive)
         except (OSError, ssl.SSLError, MqttRefused, TimeoutError) as error:
             self._client.disconnect()
-            log.warning(format_line("mqtt.connect_failed", {"error": repr(error)}))
+            self._log(logging.WARNING, "mqtt.connect_failed", error=repr(error))
             return repr(error)
         self.connects += 1
         self._subscribe()
@@ -261,11 +261,14 @@ class MqttLink:
             self._drop_connection(error)
 
     def _drop_connection(self, error: Exception) -> None:
-        log.warning(format_line("mqtt.socket_error", {"error": repr(error)}))
+        self._log(logging.WARNING, "mqtt.socket_error", error=repr(error))
         connection = self._connection
         if connection is not None and not connection.closed.done():
             connection.closed.set_result(repr(error))
         self._client.disconnect()
+
+    def _log(self, level: int, event: str, **fields: object) -> None:
+        log.log(level, format_line(event, {"machine_id": self.client_id, **fields}))
 
     def _on_loop(self, function: Callable[..., object], *args: Any) -> None:
         # paho calls the socket hooks from the connect() worker thread too.

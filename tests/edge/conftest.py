@@ -162,8 +162,10 @@ def make_harness() -> Callable[..., CoreHarness]:
 class FakeCashless:
     """The reader's surface in memory; tests play the customer with ``vend()`` and ``end()``."""
 
-    def __init__(self, state: str = "enabled", link_up: bool = True) -> None:
+    def __init__(self, state: str = "enabled", link_up: bool = True, fail_opens: int = 0) -> None:
         self.config = CashlessConfig()
+        self.fail_opens = fail_opens  # the port is missing for this many attempts
+        self.opened = False
         self.state = state
         self.link_up = link_up
         self.begun: list[int] = []
@@ -208,6 +210,10 @@ class FakeCashless:
             yield event
 
     async def __aenter__(self) -> FakeCashless:
+        if self.fail_opens:
+            self.fail_opens -= 1
+            raise OSError("could not open port /dev/ttyUSB0")
+        self.opened = True
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -240,6 +240,27 @@ async def test_a_restart_resends_what_was_never_acked(
     assert ended.seq > started.seq
 
 
+async def test_a_missing_reader_port_is_retried_while_mqtt_works(
+    config: EdgeConfig,
+    fake_cashless: type[FakeCashless],
+    agent_running: AgentRunning,
+    cloud_for: CloudFor,
+    authorized_now: Callable[..., Authorized],
+    waiter: Waiter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reader = fake_cashless(fail_opens=1)
+    async with cloud_for(config.mqtt.redacted(), "m1") as cloud, agent_running(config, reader):
+        await cloud.next(Hello)  # connected although the reader is not there yet
+        assert not reader.opened
+        await waiter(lambda: reader.opened)  # the second attempt opens it
+        await cloud.send(authorized_now("v1"))
+        started = await cloud.next(Started)
+
+    assert started.vend_id == "v1"
+    assert any("event=reader.open_failed machine_id=m1" in r.getMessage() for r in caplog.records)
+
+
 def test_expiry_is_checked_against_the_wall_clock() -> None:
     # Guard for the tests above: an authorization valid for two minutes is not expired now.
     now = datetime.now(UTC)
