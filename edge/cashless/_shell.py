@@ -121,11 +121,12 @@ class SerialCashless:
     # --- the port ------------------------------------------------------------------------------
 
     def _open_port(self) -> None:
-        port = serial.serial_for_url(self.port_url, timeout=0, write_timeout=0)
+        port = serial.serial_for_url(self.port_url, timeout=0)
         self._port = port
         self._fd = _fileno(port)
         loop = self._running_loop()
         if self._fd is not None:
+            port.write_timeout = 0  # a full tty buffer must not stall the loop: drop instead
             loop.add_reader(self._fd, self._on_readable)
         else:
             self._poller = loop.create_task(self._poll_port(port))
@@ -187,6 +188,8 @@ class SerialCashless:
             return
         try:
             self._port.write(data)
+        except serial.SerialTimeoutException:
+            log.debug("reply dropped: %s does not drain", self.port_url)  # the VMC will repeat
         except OSError as exc:
             self._port_failed(exc)
 
