@@ -136,7 +136,8 @@ def test_command_out_of_sequence_makes_the_vmc_reset_the_reader() -> None:
 def test_a_damaged_reply_is_answered_with_ret() -> None:
     board = Board()
     board.sent()
-    bad = mdb.Block(mdb.Direction.CD, ((0x00, False), (0x01, True)))  # JUST RESET, CHK wrong
+    # JUST RESET with a wrong checksum
+    bad = mdb.Block(mdb.Direction.CD, (mdb.Word(0x00), mdb.Word(0x01, True)))
     board.vmc.receive_block(bad, 0.0)
     assert board.sent() == ["VMC AA"]
 
@@ -187,7 +188,7 @@ def test_select_sends_vend_request_and_approval_at_a_poll_dispenses() -> None:
     assert board.reply(mdb.EndSession()) == [ACK]
     events = board.events()
     assert VendOutcome(1, 1, 101, 2000, "success", reported=True) in events
-    assert board.vmc.step is Step.NONE
+    assert board.vmc.funds is None  # the session is over
 
 
 def test_a_denied_vend_ends_a_single_vend_session() -> None:

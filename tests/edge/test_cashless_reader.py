@@ -405,6 +405,7 @@ def test_cancel_without_a_session_does_nothing() -> None:
 def test_silence_ends_an_idle_session_and_the_reader_comes_back_inactive() -> None:
     script = Script().enable().session(2500)
     lost_at = script.reader.next_deadline()
+    assert lost_at is not None
     assert lost_at == pytest.approx(script.now + 2.0)
     script.reader.handle_timer(lost_at)
     assert script.reader.link_up is False
@@ -425,7 +426,7 @@ def test_silence_keeps_an_approved_vend_until_the_board_says_how_it_went() -> No
 
 def test_bad_blocks_get_silence_and_do_not_count_as_the_board_talking() -> None:
     script = Script()
-    bad = mdb.Block(mdb.Direction.VMC, ((0x12, True), (0x13, False)))
+    bad = mdb.Block(mdb.Direction.VMC, (mdb.Word(0x12, True), mdb.Word(0x13)))
     other = mdb.command_block(mdb.Poll(), device=mdb.CASHLESS_2)
     for block in (bad, other):
         script.reader.receive_block(block, 1.0)
