@@ -36,9 +36,11 @@ MIN_TIMER_DELAY_S = 0.001  # a clock that lags the loop must not spin the timer
 class SerialCashless:
     """The cashless device on a pyserial port (any ``serial_for_url`` URL or a pty path).
 
-    Use one ``async with`` per object. Events come from ``events()``, an async iterator for one
-    consumer; it ends when the block exits. Amounts: ``begin_session`` takes minor units,
-    events carry wire units (``config.to_minor`` converts; equal with the default config).
+    The port is open inside ``async with``; the object may be entered again after it exits or
+    failed to open (the reader's state carries over, as when a port is reopened). Events come
+    from ``events()``, an async iterator for one consumer; it ends when the block exits.
+    Amounts: ``begin_session`` takes minor units, events carry wire units (``config.to_minor``
+    converts; the same numbers with the default config).
     """
 
     def __init__(
@@ -63,7 +65,9 @@ class SerialCashless:
 
     async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
-        self._open_port()
+        self._closed = False
+        self._queue = asyncio.Queue()
+        self._open_port()  # OSError (SerialException) when the port cannot be opened
         self._arm_timer()
         return self
 

@@ -154,3 +154,19 @@ async def test_settings_and_state_pass_through_to_the_reader() -> None:
         reader.cancel_session()  # no session: nothing happens
         with pytest.raises(LocalMdbError, match="not enabled"):
             reader.begin_session(2500)
+
+
+async def test_the_same_object_can_be_entered_again_after_a_failed_open() -> None:
+    reader = SerialCashless("/dev/does-not-exist-vendgate", CONFIG)
+    with pytest.raises(OSError, match="could not open port"):
+        async with reader:
+            pass
+    reader.port_url = "loop://"
+    for _ in range(2):
+        async with reader:
+            assert reader._port is not None
+            reader._port.write(frame(mdb.Poll()))
+            assert await next_events(reader, 1) == [LinkRestored()]
+        assert [e async for e in reader.events()] == []
+        reader.reader.handle_timer(float("inf"))  # the board falls silent between the two
+        assert reader.reader.next_event() == LinkLost()
