@@ -1,16 +1,14 @@
-"""The agent with its real reader on a pty, against the real vend board simulator.
+"""The agent in this process with its real reader on the board simulator's pty.
 
-A test plays the cloud with a plain MQTT client and the customer with the board's keypad. Each
-scenario runs on both tiers: the in-process amqtt broker and a real mosquitto. The crash test
-runs ``vendgate edge`` as a process and kills it with its test hook right after the item dropped
-and the ``dispensed`` event was committed, before it was published.
+A test plays the cloud with a plain MQTT client and the customer with the board's keypad API.
+Stopping the broker mid-vend runs on both tiers (amqtt: stopped and restarted on the same port;
+mosquitto: the process stopped and started). The all-processes runs (vend, SIGKILL) are in
+test_edge_processes.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,12 +26,9 @@ from vendgate.protocol.mqtt import (
     Authorized,
     Dispensed,
     Ended,
-    EndReason,
-    Hello,
     Rejected,
     RejectReason,
     Started,
-    Status,
 )
 
 if TYPE_CHECKING:
@@ -77,18 +72,6 @@ class Setup:
 
     def cloud(self) -> AbstractAsyncContextManager[Cloud]:
         return self.cloud_for(self.url, self.machine_id, **self.cloud_login)
-
-    def agent_env(self, serial: str, **extra: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            "VENDGATE_MACHINE_ID": self.machine_id,
-            "VENDGATE_MQTT_URL": self.url,
-            "VENDGATE_MQTT_PASSWORD": self.machine_password,
-            "VENDGATE_SERIAL": serial,
-            "VENDGATE_DATA_DIR": str(self.data_dir),
-            "VENDGATE_RESEND_INTERVAL_S": "0.5",
-            **extra,
-        }
 
 
 @pytest.fixture
@@ -160,39 +143,6 @@ async def customer_buys(sim: BoardSim, selection: int) -> VendOutcome:
         return await sim.select(selection)
 
 
-# -- one vend, end to end ---------------------------------------------------------------------
-
-
-async def one_vend_then_ack(setup: Setup) -> None:
-    async with board() as sim, setup.cloud() as cloud, agent_on(setup, sim):
-        await cloud.send(setup.authorized("v1", 3000))
-        started = await cloud.next(Started)
-        outcome = await customer_buys(sim, COLA)
-        dispensed = await cloud.next(Dispensed)
-        ended = await cloud.next(Ended)
-        await cloud.ack(started, dispensed, ended)
-        await asyncio.sleep(0.3)  # the ack lands
-        count = len(cloud.received)
-        await asyncio.sleep(1.5)  # three resend intervals: nothing more may come
-        after_ack = [m for m in cloud.received[count:] if not isinstance(m, Status)]
-
-    assert outcome.result == "success"
-    assert (started.vend_id, started.funds) == ("v1", Money(3000, "NOK"))
-    assert (dispensed.vend_id, dispensed.item, dispensed.price) == ("v1", 1, COLA_PRICE)
-    assert dispensed.success
-    assert (ended.reason, ended.total) == (EndReason.COMPLETED, COLA_PRICE)
-    assert [(line.item, line.success) for line in ended.dispensed] == [(1, True)]
-    assert after_ack == []
-
-
-async def test_a_vend_with_the_real_board_on_amqtt(amqtt_setup: Setup) -> None:
-    await one_vend_then_ack(amqtt_setup)
-
-
-async def test_a_vend_with_the_real_board_on_mosquitto(mosquitto_setup: Setup) -> None:
-    await one_vend_then_ack(mosquitto_setup)
-
-
 # -- the broker goes away during a vend -------------------------------------------------------
 
 
@@ -219,72 +169,6 @@ async def test_the_broker_down_during_a_vend_on_amqtt(amqtt_setup: Setup) -> Non
 
 async def test_the_broker_down_during_a_vend_on_mosquitto(mosquitto_setup: Setup) -> None:
     await broker_down_during_vend(mosquitto_setup)
-
-
-# -- killed after the item dropped, before the event went out ---------------------------------
-
-
-async def killed_after_the_drop(setup: Setup) -> None:
-    async with board() as sim, setup.cloud() as cloud:
-        crash = {"VENDGATE_EDGE_CRASH_AT": "after_outbox_write:evt/dispensed"}
-        first = await spawn_agent(setup.agent_env(sim.device_path, **crash))
-        try:
-            await online(cloud, sim)
-            await cloud.send(setup.authorized("v1"))
-            await cloud.next(Started)
-            outcome = await customer_buys(sim, COLA)
-            assert await asyncio.wait_for(first.wait(), 10) == 137
-            assert not any(isinstance(m, Dispensed) for m in cloud.received)
-
-            second = await spawn_agent(setup.agent_env(sim.device_path))
-            try:
-                ended = await cloud.next(Ended, within_s=20)
-                await cloud.next(Started)  # re-sent too, same id
-            finally:
-                await stop(second)
-        finally:
-            await stop(first)
-        committed = cloud.events_of("v1")
-
-    assert outcome.result == "success"  # the customer got the item
-    assert [type(e) for e in committed] == [Started, Dispensed, Ended]  # each exactly once
-    dispensed = committed[1]
-    assert isinstance(dispensed, Dispensed)
-    assert (dispensed.item, dispensed.price, dispensed.success) == (1, COLA_PRICE, True)
-    assert (ended.reason, ended.total) == (EndReason.BOARD_RESET, COLA_PRICE)
-
-
-async def online(cloud: Cloud, sim: BoardSim) -> None:
-    """Until the agent process is subscribed (its hello follows) and its reader enabled."""
-    await cloud.next(Hello, within_s=15)
-    async with asyncio.timeout(10):
-        await sim.wait_ready()
-
-
-async def spawn_agent(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "vendgate", "edge", env=env)
-
-
-async def stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
-async def test_an_agent_killed_after_the_drop_reports_it_once_on_amqtt(
-    amqtt_setup: Setup,
-) -> None:
-    await killed_after_the_drop(amqtt_setup)
-
-
-async def test_an_agent_killed_after_the_drop_reports_it_once_on_mosquitto(
-    mosquitto_setup: Setup,
-) -> None:
-    await killed_after_the_drop(mosquitto_setup)
 
 
 # -- bad commands with the real board ---------------------------------------------------------

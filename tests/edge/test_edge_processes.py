@@ -1,0 +1,255 @@
+"""The issue's acceptance runs, every part a real process: ``vendgate board-sim`` on a pty (its
+keypad over TCP), ``vendgate edge`` on that pty, a broker, and the test as the cloud with its own
+plain MQTT client. Each runs on the amqtt tier and on the mosquitto tier.
+
+1. A vend: ``authorized`` -> the customer selects -> ``started``, ``dispensed`` (item and price
+   right) and ``ended`` arrive; after the cloud's ``ack`` nothing more does.
+2. The agent is killed (its test hook, ``os._exit(137)``) after the item dropped and the
+   ``dispensed`` event was committed, before it was published; the restarted agent delivers it,
+   and an idempotent consumer sees every event of the vend exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
+
+from vendgate.broker import EmbeddedBroker
+from vendgate.protocol import Money
+from vendgate.protocol.mqtt import Authorized, Dispensed, Ended, EndReason, Hello, Started, Status
+
+if TYPE_CHECKING:
+    from conftest import Cloud
+
+pytestmark = pytest.mark.pty
+
+CloudFor = Callable[..., AbstractAsyncContextManager["Cloud"]]
+VENDGATE = (sys.executable, "-m", "vendgate")
+COLA_PRICE = Money(2500, "NOK")  # selection 1 of the simulator's default planogram: item 1
+
+
+class Board:
+    """A ``vendgate board-sim`` process and its keypad connection."""
+
+    def __init__(self, process: asyncio.subprocess.Process, pty: str) -> None:
+        self.process = process
+        self.pty = pty
+        self._keypad: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def connect_keypad(self, address: str) -> None:
+        host, port = address.rsplit(":", 1)
+        self._keypad = await asyncio.open_connection(host, int(port))
+
+    async def press(self, line: str) -> str:
+        assert self._keypad is not None
+        reader, writer = self._keypad
+        writer.write(line.encode() + b"\n")
+        await writer.drain()
+        return (await reader.readline()).decode().strip()
+
+    async def wait_status(self, fragment: str, within_s: float = 15) -> None:
+        async with asyncio.timeout(within_s):
+            while fragment not in await self.press("status"):  # noqa: ASYNC110  # another process
+                await asyncio.sleep(0.05)
+
+    async def close_keypad(self) -> None:
+        if self._keypad is not None:
+            self._keypad[1].close()
+            await self._keypad[1].wait_closed()
+            self._keypad = None
+
+    async def buy(self, selection: int) -> None:
+        """The customer sees the credit, then presses ``selection``."""
+        await self.wait_status("credit=")
+        answer = await self.press(f"select {selection}")
+        assert answer.startswith("ok"), answer
+
+
+@asynccontextmanager
+async def board_process() -> AsyncIterator[Board]:
+    process = await asyncio.create_subprocess_exec(
+        *VENDGATE, "board-sim", "--control", "127.0.0.1:0", "--poll-interval", "0.05",
+        "--dispense-time", "0.2", stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(15):
+            pty = (await process.stdout.readline()).decode().strip()
+            control = (await process.stdout.readline()).decode().split()[-1]
+        board = Board(process, pty)
+        await board.connect_keypad(control)
+        try:
+            yield board
+        finally:
+            await board.close_keypad()
+    finally:
+        await stop(process)
+
+
+async def start_agent(env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(*VENDGATE, "edge", env=env)
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+class Tier:
+    def __init__(
+        self, url: str, machine_id: str, password: str, cloud_login: dict[str, str]
+    ) -> None:
+        self.url, self.machine_id, self.password = url, machine_id, password
+        self.cloud_login = cloud_login
+
+    def agent_env(self, pty: str, data_dir: Path, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "VENDGATE_MACHINE_ID": self.machine_id,
+            "VENDGATE_MQTT_URL": self.url,
+            "VENDGATE_MQTT_PASSWORD": self.password,
+            "VENDGATE_SERIAL": pty,
+            "VENDGATE_DATA_DIR": str(data_dir),
+            "VENDGATE_RESEND_INTERVAL_S": "0.5",
+            **extra,
+        }
+
+
+@pytest.fixture
+def amqtt_tier(amqtt_broker: EmbeddedBroker) -> Tier:
+    return Tier(amqtt_broker.url, "m1", "", {})
+
+
+@pytest.fixture
+def mosquitto_tier(mosquitto: Mosquitto) -> Tier:
+    cloud_login = {"username": CLOUD_USER, "password": CLOUD_PASSWORD}
+    return Tier(mosquitto.url, "m7", machine_password("m7"), cloud_login)
+
+
+async def ready(cloud: Cloud, board: Board) -> None:
+    """The agent is subscribed (its hello follows) and the board has enabled its reader."""
+    await cloud.next(Hello, within_s=15)
+    await board.wait_status("reader=ready")
+
+
+# -- 1. a vend, then the ack ends the re-sends ------------------------------------------------
+
+
+async def vend_and_ack(
+    tier: Tier, tmp_path: Path, cloud_for: CloudFor, authorized_now: Callable[..., Authorized]
+) -> None:
+    async with (
+        board_process() as board,
+        cloud_for(tier.url, tier.machine_id, **tier.cloud_login) as cloud,
+    ):
+        agent = await start_agent(tier.agent_env(board.pty, tmp_path))
+        try:
+            await ready(cloud, board)
+            await cloud.send(authorized_now("v1", 3000))
+            started = await cloud.next(Started)
+            await board.buy(1)
+            dispensed = await cloud.next(Dispensed)
+            ended = await cloud.next(Ended)
+            await cloud.ack(started, dispensed, ended)
+            await asyncio.sleep(0.3)  # the ack reaches the agent
+            count = len(cloud.received)
+            await asyncio.sleep(1.5)  # three resend intervals
+            later = [m for m in cloud.received[count:] if not isinstance(m, Status)]
+            await board.wait_status("last_vend=slot:1,item:1,success")
+        finally:
+            await stop(agent)
+
+    assert (started.vend_id, started.funds) == ("v1", Money(3000, "NOK"))
+    assert (dispensed.item, dispensed.price, dispensed.success) == (1, COLA_PRICE, True)
+    assert (ended.reason, ended.total) == (EndReason.COMPLETED, COLA_PRICE)
+    assert later == []
+    assert agent.returncode == 0
+
+
+async def test_vend_end_to_end_with_processes_on_amqtt(
+    amqtt_tier: Tier,
+    tmp_path: Path,
+    cloud_for: CloudFor,
+    authorized_now: Callable[..., Authorized],
+) -> None:
+    await vend_and_ack(amqtt_tier, tmp_path, cloud_for, authorized_now)
+
+
+async def test_vend_end_to_end_with_processes_on_mosquitto(
+    mosquitto_tier: Tier,
+    tmp_path: Path,
+    cloud_for: CloudFor,
+    authorized_now: Callable[..., Authorized],
+) -> None:
+    await vend_and_ack(mosquitto_tier, tmp_path, cloud_for, authorized_now)
+
+
+# -- 2. killed between the commit and the publish ---------------------------------------------
+
+
+async def killed_after_the_drop(
+    tier: Tier, tmp_path: Path, cloud_for: CloudFor, authorized_now: Callable[..., Authorized]
+) -> None:
+    crash = {"VENDGATE_EDGE_CRASH_AT": "after_outbox_write:evt/dispensed"}
+    async with (
+        board_process() as board,
+        cloud_for(tier.url, tier.machine_id, **tier.cloud_login) as cloud,
+    ):
+        first = await start_agent(tier.agent_env(board.pty, tmp_path, **crash))
+        second = None
+        try:
+            await ready(cloud, board)
+            await cloud.send(authorized_now("v1"))
+            await cloud.next(Started)
+            await board.buy(1)
+            assert await asyncio.wait_for(first.wait(), 15) == 137
+            await board.wait_status("last_vend=slot:1,item:1,success")  # the item dropped
+            assert not any(isinstance(m, Dispensed) for m in cloud.received)
+
+            second = await start_agent(tier.agent_env(board.pty, tmp_path))
+            ended = await cloud.next(Ended, within_s=20)
+            await cloud.next(Started)  # re-sent after the restart too, same id
+        finally:
+            await stop(first)
+            if second is not None:
+                await stop(second)
+    committed = cloud.events_of("v1")
+    dispensed = committed[1]
+
+    assert [type(e) for e in committed] == [Started, Dispensed, Ended]  # each exactly once
+    assert isinstance(dispensed, Dispensed)
+    assert (dispensed.item, dispensed.price, dispensed.success) == (1, COLA_PRICE, True)
+    assert (ended.reason, ended.total) == (EndReason.BOARD_RESET, COLA_PRICE)
+    received = [m.id for m in cloud.received if isinstance(m, Dispensed)]
+    assert set(received) == {dispensed.id}  # re-sends carry the same id
+
+
+async def test_killed_after_the_drop_on_amqtt(
+    amqtt_tier: Tier,
+    tmp_path: Path,
+    cloud_for: CloudFor,
+    authorized_now: Callable[..., Authorized],
+) -> None:
+    await killed_after_the_drop(amqtt_tier, tmp_path, cloud_for, authorized_now)
+
+
+async def test_killed_after_the_drop_on_mosquitto(
+    mosquitto_tier: Tier,
+    tmp_path: Path,
+    cloud_for: CloudFor,
+    authorized_now: Callable[..., Authorized],
+) -> None:
+    await killed_after_the_drop(mosquitto_tier, tmp_path, cloud_for, authorized_now)
