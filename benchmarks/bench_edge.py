@@ -148,7 +148,7 @@ async def ack_everything(client: aiomqtt.Client) -> None:
     """Ack every event, as the cloud does after its commit, so the outbox stays empty."""
     async for raw in client.messages:
         parsed = TREE.parse(str(raw.topic))
-        message = decode_for_topic(parsed, bytes(raw.payload))  # type: ignore[arg-type]
+        message = decode_for_topic(parsed, bytes(raw.payload))  # type: ignore[arg-type,unused-ignore]
         if isinstance(message, Event):
             ack = Ack.create(now=datetime.now(UTC), events=[message.id])
             await client.publish(str(TREE.command(parsed.machine_id, "ack")), ack.encode(), qos=1)

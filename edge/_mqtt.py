@@ -145,10 +145,10 @@ class MqttLink:
         misc = asyncio.create_task(self._misc_loop())
         attempt = 0
         try:
-            while not self._closing:
+            while True:
                 reason = await self._one_connection()
-                if self._closing:
-                    break
+                if self._closing:  # disconnect() was called while that connection ran
+                    return
                 attempt = 0 if reason is None else attempt + 1
                 delay = reconnect_delay(attempt, base=self._backoff[0], cap=self._backoff[1])
                 self._log(logging.INFO, "mqtt.reconnect_wait", delay_s=round(delay, 2))
