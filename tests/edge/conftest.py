@@ -238,6 +238,7 @@ class Cloud:
         for topic_filter in (
             f"{self.tree.prefix}/{self.machine_id}/evt/+",
             str(self.tree.status(self.machine_id)),
+            str(self.tree.telemetry(self.machine_id)),
         ):
             await self.client.subscribe(topic_filter, qos=1)
         async for raw in self.client.messages:

@@ -32,6 +32,7 @@ from vendgate.protocol.mqtt import (
     Started,
     Status,
     StatusState,
+    Telemetry,
 )
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ async def test_a_vend_reaches_the_cloud_and_stops_after_the_ack(
         await waiter(lambda: not SqliteStore(config.outbox_path).load().pending)
         count = len(cloud.received)
         await asyncio.sleep(1.5)  # three resend intervals
-        assert [m for m in cloud.received[count:] if not isinstance(m, Status)] == []
+        assert [m for m in cloud.received[count:] if not isinstance(m, Status | Telemetry)] == []
 
 
 async def test_unacked_events_are_resent_with_the_same_id(
@@ -116,6 +117,23 @@ async def test_connect_announces_status_and_hello(
         sock = agent.link._client.socket()
         assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+async def test_telemetry_reports_board_outbox_and_links(
+    config: EdgeConfig,
+    fake_cashless: type[FakeCashless],
+    agent_running: AgentRunning,
+    cloud_for: CloudFor,
+) -> None:
+    async with (
+        cloud_for(config.mqtt.redacted(), "m1") as cloud,
+        agent_running(config, fake_cashless()),
+    ):
+        telemetry = await cloud.next(Telemetry)
+
+    assert (telemetry.board, telemetry.outbox) == ("enabled", 0)
+    assert telemetry.extra["link_up"] is True
+    assert telemetry.extra["mqtt_connects"] == 1
 
 
 async def test_bad_commands_are_logged_and_the_agent_keeps_working(

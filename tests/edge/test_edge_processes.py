@@ -24,7 +24,16 @@ from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_pas
 
 from vendgate.broker import EmbeddedBroker
 from vendgate.protocol import Money
-from vendgate.protocol.mqtt import Authorized, Dispensed, Ended, EndReason, Hello, Started, Status
+from vendgate.protocol.mqtt import (
+    Authorized,
+    Dispensed,
+    Ended,
+    EndReason,
+    Hello,
+    Started,
+    Status,
+    Telemetry,
+)
 
 if TYPE_CHECKING:
     from conftest import Cloud
@@ -167,7 +176,7 @@ async def vend_and_ack(
             await asyncio.sleep(0.3)  # the ack reaches the agent
             count = len(cloud.received)
             await asyncio.sleep(1.5)  # three resend intervals
-            later = [m for m in cloud.received[count:] if not isinstance(m, Status)]
+            later = [m for m in cloud.received[count:] if not isinstance(m, Status | Telemetry)]
             await board.wait_status("last_vend=slot:1,item:1,success")
         finally:
             await stop(agent)
