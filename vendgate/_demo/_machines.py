@@ -1,0 +1,117 @@
+"""A simulated vending machine: the board simulator on a pty and the edge agent on its bus.
+
+Both run in this event loop: ``BoardSim`` drives the VMC from the pty's master end, and the
+agent (``build_agent``, the real ``SerialCashless`` reader and SQLite outbox) opens the slave
+end and talks MQTT to the embedded broker. The cloud learns the machine's planogram first, so
+the agent's retained ``online`` status finds a machine it knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlmodel import select
+
+from vendgate.boardsim import BoardSim, Machine, VmcConfig
+from vendgate.cloud.context import CloudContext
+from vendgate.cloud.db import VendSession, transaction
+from vendgate.cloud.machines import SlotSpec, get_machine, upsert_machine
+from vendgate.edge import EdgeConfig, build_agent
+
+from ._plan import CURRENCY, VAT_RATE, MachineSpec
+
+READY_LIMIT_S = 20.0
+# The walk-away scenario waits this long for the reader to give up: short, but long enough
+# for a customer who is only slow to press a selection.
+SELECTION_TIMEOUT_S = 4.0
+BOARD = VmcConfig(poll_interval_s=0.1, dispense_s=0.3)
+
+
+@dataclass(frozen=True)
+class SimulatedMachine:
+    spec: MachineSpec
+    board: BoardSim
+
+    @property
+    def machine_id(self) -> str:
+        return self.spec.machine_id
+
+
+async def register(ctx: CloudContext, spec: MachineSpec) -> None:
+    """What an operator does with ``vendgate cloud add-machine``."""
+    slots = [SlotSpec(s.item, s.name, s.price, VAT_RATE) for s in spec.slots]
+    async with transaction(ctx.sessions) as db:
+        await upsert_machine(db, spec.machine_id, spec.name, slots, ctx.clock(), currency=CURRENCY)
+
+
+async def is_online(ctx: CloudContext, machine_id: str) -> bool:
+    async with transaction(ctx.sessions) as db:
+        return (await get_machine(db, machine_id)).online
+
+
+async def vend_ids_at(ctx: CloudContext, machine_id: str) -> set[str]:
+    """Every vend session (= payment reference) the cloud has opened at the machine."""
+    query = select(VendSession.id).where(VendSession.machine_id == machine_id)
+    async with transaction(ctx.sessions) as db:
+        return set((await db.exec(query)).all())
+
+
+@contextlib.asynccontextmanager
+async def running_machine(
+    spec: MachineSpec, ctx: CloudContext, broker_url: str, folder: Path
+) -> AsyncIterator[SimulatedMachine]:
+    """The machine powered on, its agent connected, and the cloud seeing it online."""
+    await register(ctx, spec)
+    async with (
+        BoardSim(Machine(spec.slots), BOARD) as board,
+        edge_agent(spec.machine_id, board, broker_url, folder),
+    ):
+        async with asyncio.timeout(READY_LIMIT_S):
+            await board.wait_ready()
+            while not await is_online(ctx, spec.machine_id):  # noqa: ASYNC110 - a database row
+                await asyncio.sleep(0.05)
+        yield SimulatedMachine(spec, board)
+
+
+@contextlib.asynccontextmanager
+async def edge_agent(
+    machine_id: str, board: BoardSim, broker_url: str, folder: Path
+) -> AsyncIterator[None]:
+    flags = {
+        "machine_id": machine_id,
+        "mqtt_url": broker_url,
+        "serial": board.device_path,
+        "data_dir": str(folder / f"edge-{machine_id}"),
+        "currency": CURRENCY,
+        "selection_timeout_s": str(SELECTION_TIMEOUT_S),
+        "resend_interval_s": "1",
+        "telemetry_interval_s": "10",
+        "reconnect_min_s": "0.2",
+        "reconnect_max_s": "2",
+    }
+    agent = build_agent(EdgeConfig.load(flags, {}))  # the demo ignores VENDGATE_* variables
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        async with asyncio.timeout(READY_LIMIT_S):
+            await running
+
+
+@contextlib.asynccontextmanager
+async def fleet(
+    specs: Sequence[MachineSpec], ctx: CloudContext, broker_url: str, folder: Path
+) -> AsyncIterator[dict[str, SimulatedMachine]]:
+    """Every machine running, keyed by machine id; stopped in reverse order."""
+    async with contextlib.AsyncExitStack() as stack:
+        machines = {}
+        for spec in specs:
+            running = running_machine(spec, ctx, broker_url, folder)
+            machines[spec.machine_id] = await stack.enter_async_context(running)
+        yield machines
