@@ -26,13 +26,7 @@ $(STAMP): pyproject.toml
 
 DEMO_ARGS ?=
 demo: $(STAMP)
-	@if $(BIN)/vendgate demo --help >/dev/null 2>&1; then \
-		$(BIN)/vendgate demo $(DEMO_ARGS); \
-	else \
-		echo "The one-process demo (broker, Vipps simulator, cloud, three machines) is not built yet."; \
-		echo "Meanwhile: the embedded MQTT broker. Try vendgate vipps-sim, vendgate mdb decode. Ctrl-C stops."; \
-		$(BIN)/vendgate broker; \
-	fi
+	$(BIN)/vendgate demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
