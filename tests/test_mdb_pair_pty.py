@@ -70,8 +70,9 @@ class Bench:
 
 @pytest.fixture
 async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
-    vmc_config = VmcConfig(poll_interval_s=0.05, dispense_s=0.1, power_off_s=1.0)
-    reader_config = CashlessConfig(selection_timeout_s=0.6, link_lost_after_s=0.4)
+    # Short, but with room for a loaded machine: a stalled loop must not end a session.
+    vmc_config = VmcConfig(poll_interval_s=0.05, response_timeout_s=0.25, dispense_s=0.1)
+    reader_config = CashlessConfig(selection_timeout_s=WAIT_S, link_lost_after_s=1.0)
     capture = tmp_path / "bus.log"
     async with BoardSim(Machine(TEST_SLOTS), vmc_config, capture=capture) as sim:
         async with SerialCashless(sim.device_path, reader_config) as reader:
@@ -120,6 +121,7 @@ async def test_a_jammed_motor_reports_vend_failed(bench: Bench) -> None:
 
 
 async def test_no_selection_ends_the_session_by_timeout(bench: Bench) -> None:
+    bench.reader.set_selection_timeout(0.5)
     await bench.begin(2500)
     bench.sim.walk_away()
     await bench.event(SessionEnded("timeout"))
@@ -131,7 +133,7 @@ async def test_no_selection_ends_the_session_by_timeout(bench: Bench) -> None:
 
 async def test_a_silent_board_is_reported_and_recovered(bench: Bench) -> None:
     bench.events.clear()
-    bench.sim.power_cycle(1.0)
+    bench.sim.power_cycle(1.5)
     await bench.event(LinkLost())
     assert bench.reader.link_up is False
     assert bench.reader.can_begin_session is False

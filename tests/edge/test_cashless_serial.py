@@ -23,7 +23,7 @@ from vendgate.edge.cashless import (
 )
 from vendgate.protocol import mdb
 
-CONFIG = CashlessConfig(link_lost_after_s=0.3, selection_timeout_s=5.0)
+CONFIG = CashlessConfig(link_lost_after_s=1.0, selection_timeout_s=5.0)  # room for a slow loop
 WAIT_S = 3.0
 
 
@@ -114,7 +114,7 @@ async def test_a_silent_board_is_link_lost_and_polls_bring_it_back(
     board.write(frame(mdb.Poll()))
     await board.read(reply_frame(mdb.JustReset()))
     assert cashless.link_up
-    assert await next_events(cashless, 2) == [LinkRestored(), LinkLost()]  # after 0.3 s silence
+    assert await next_events(cashless, 2) == [LinkRestored(), LinkLost()]  # after 1 s of silence
     assert cashless.link_up is False
     with pytest.raises(LocalMdbError):
         cashless.begin_session(2500)
