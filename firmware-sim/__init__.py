@@ -14,7 +14,7 @@ Layers (it imports only ``vendgate.protocol``, never the edge):
 """
 
 from ._keypad import HELP, KeypadCommand, ParseError, answer, parse_line
-from ._machine import DEFAULT_SLOTS, Dispense, Machine, Slot, SlotError, load_slots
+from ._machine import DEFAULT_SLOTS, Dispense, Machine, Slot, SlotError, load_slots, parse_slot
 from ._master import BusMaster
 from ._shell import BoardSim, serve_control, serve_stdin
 from ._vmc import (
@@ -60,6 +60,7 @@ __all__ = [
     "answer",
     "load_slots",
     "parse_line",
+    "parse_slot",
     "serve_control",
     "serve_stdin",
 ]

@@ -5,7 +5,8 @@ MDB item number the VMC puts in VEND REQUEST and VEND SUCCESS (the same by defau
 at ``jam_rate`` (drawn from an injectable ``random.Random``) or on the next vend of a slot marked
 with ``jam()``. A jammed vend delivers nothing and keeps the stock.
 
-Slots files (``load_slots``), JSON or TOML by suffix; ``item`` and ``stock`` are optional::
+Slots files (``load_slots``), JSON or TOML by suffix; ``item`` and ``stock`` are optional (the
+``--slot`` flag form is ``parse_slot``'s ``NUMBER:NAME:PRICE[:STOCK[:ITEM]]``)::
 
     {"slots": [{"number": 1, "item": 101, "name": "Cola", "price": 2500, "stock": 5}]}
 
@@ -77,9 +78,12 @@ class Machine:
         jam_rate: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
-        self._slots = {slot.number: slot for slot in slots}
+        listed = list(slots)
+        self._slots = {slot.number: slot for slot in listed}
         if not self._slots:
             raise SlotError("a machine needs at least one slot")
+        if len(self._slots) != len(listed):
+            raise SlotError("slot numbers must be unique")
         if not 0.0 <= jam_rate <= 1.0:
             raise SlotError(f"jam rate {jam_rate} is not a probability")
         self.jam_rate = jam_rate
@@ -123,6 +127,20 @@ class Machine:
             self._slots[number] = dataclasses.replace(slot, stock=slot.stock - 1)
         self.dispensed.append(Dispense(number, slot.item, slot.price, delivered))
         return delivered
+
+
+def parse_slot(text: str) -> Slot:
+    """A slot from ``NUMBER:NAME:PRICE[:STOCK[:ITEM]]`` (the ``--slot`` flag): ``1:Cola:2500``."""
+    parts = text.split(":")
+    if not 3 <= len(parts) <= 5 or not parts[1]:
+        raise SlotError(f"slot {text!r}: expected NUMBER:NAME:PRICE[:STOCK[:ITEM]]")
+    try:
+        number, price = int(parts[0]), int(parts[2])
+        stock = int(parts[3]) if len(parts) > 3 else DEFAULT_STOCK
+        item = int(parts[4]) if len(parts) > 4 else number
+    except ValueError:
+        raise SlotError(f"slot {text!r}: number, price, stock and item are integers") from None
+    return Slot(number, item, parts[1], price, stock)
 
 
 def load_slots(path: Path) -> tuple[Slot, ...]:

@@ -109,3 +109,15 @@ def test_control_addresses(text: str | None, parsed: object) -> None:
 def test_bad_control_addresses(text: str) -> None:
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_control(text)
+
+
+def test_slot_flags_build_the_machine() -> None:
+    from vendgate.cli import build_parser
+    from vendgate.commands.board_sim import build_sim
+
+    args = build_parser().parse_args(["board-sim", "--slot", "3:Tea:1200", "--slot", "4:Pie:900"])
+    sim = build_sim(args)
+    assert [(s.number, s.name, s.price) for s in sim.machine.slots] == [
+        (3, "Tea", 1200),
+        (4, "Pie", 900),
+    ]

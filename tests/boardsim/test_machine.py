@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from vendgate.boardsim import DEFAULT_SLOTS, Dispense, Machine, Slot, SlotError, load_slots
+from vendgate.boardsim import (
+    DEFAULT_SLOTS,
+    Dispense,
+    Machine,
+    Slot,
+    SlotError,
+    load_slots,
+    parse_slot,
+)
 
 
 def test_default_planogram_is_six_slots_from_15_to_35_nok() -> None:
@@ -82,3 +90,25 @@ def test_bad_slot_files_say_what_is_wrong(tmp_path: Path, text: str, message: st
     path.write_text(text)
     with pytest.raises(SlotError, match=message):
         load_slots(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "slot"),
+    [
+        ("1:Cola:2500", Slot(1, 1, "Cola", 2500, 5)),
+        ("2:Water:2000:10:102", Slot(2, 102, "Water", 2000, 10)),
+    ],
+)
+def test_slot_flags(text: str, slot: Slot) -> None:
+    assert parse_slot(text) == slot
+
+
+@pytest.mark.parametrize("text", ["1:Cola", "1::2500", "x:Cola:2500", "1:Cola:2500:5:101:9"])
+def test_bad_slot_flags(text: str) -> None:
+    with pytest.raises(SlotError, match="slot"):
+        parse_slot(text)
+
+
+def test_a_machine_refuses_two_slots_with_one_number() -> None:
+    with pytest.raises(SlotError, match="unique"):
+        Machine([Slot(1, 1, "a", 1), Slot(1, 2, "b", 2)])

@@ -29,7 +29,8 @@ per command, "ok ..." or "error ...":
   help
 
 --slots FILE: JSON or TOML, e.g. {"slots": [{"number": 1, "item": 101, "name": "Cola",
-"price": 2500, "stock": 5}]} (prices in øre; item and stock optional). See docs/board-sim.md.
+"price": 2500, "stock": 5}]} (prices in øre; item and stock optional), or --slot flags:
+--slot 1:Cola:2500 --slot 2:Water:2000:10:102. See docs/board-sim.md.
 Ctrl-C or SIGTERM stops cleanly.
 """
 
@@ -46,6 +47,13 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--slots", type=Path, metavar="FILE", help="planogram (JSON or TOML)")
+    parser.add_argument(
+        "--slot",
+        action="append",
+        default=[],
+        metavar="N:NAME:PRICE[:STOCK[:ITEM]]",
+        help="a slot (repeatable; added to --slots, or replacing the built-in planogram)",
+    )
     parser.add_argument(
         "--capture", type=Path, metavar="FILE", help="append every bus block (mdb decode format)"
     )
@@ -75,9 +83,18 @@ def run(args: argparse.Namespace) -> int:
 def build_sim(args: argparse.Namespace) -> BoardSim:
     import random
 
-    from vendgate.boardsim import DEFAULT_SLOTS, BoardSim, Machine, VmcConfig, load_slots
+    from vendgate.boardsim import (
+        DEFAULT_SLOTS,
+        BoardSim,
+        Machine,
+        VmcConfig,
+        load_slots,
+        parse_slot,
+    )
 
-    slots = load_slots(args.slots) if args.slots is not None else DEFAULT_SLOTS
+    flagged = tuple(parse_slot(text) for text in args.slot)
+    from_file = load_slots(args.slots) if args.slots is not None else ()
+    slots = from_file + flagged or DEFAULT_SLOTS
     machine = Machine(slots, jam_rate=args.jam_rate, rng=random.Random(args.seed))
     if args.poll_interval <= 0 or args.dispense_time < 0:
         raise ValueError("--poll-interval must be positive and --dispense-time not negative")
