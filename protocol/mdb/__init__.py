@@ -2,11 +2,13 @@
 
 Layers, bottom up (like pymodbus: messages, framer, transport kept apart):
 
-1. **Messages** (``_messages``): frozen dataclasses, one per command (VMC -> cashless device,
-   "CD") and response (CD -> VMC), plus the control bytes ``Ack``, ``Nak``, ``Ret``. Every message
-   has a stable ``name`` (``"VEND_REQUEST"``) and ``as_dict()`` (``{"name": "VEND_REQUEST",
-   "price": 10, "item": 6}``). Money fields are the wire's scaled integers; ``expanded=True``
-   picks the level 3 32-bit form where the block length tells the forms apart.
+1. **Messages**: frozen dataclasses, one per command (VMC -> cashless device, "CD";
+   ``_commands``) and response (CD -> VMC; ``_responses``), plus the control bytes ``Ack``,
+   ``Nak``, ``Ret`` and the bases (``_base``), shared body shapes (``_bodies``) and field
+   values (``_enums``). Every message has a stable ``name`` (``"VEND_REQUEST"``) and
+   ``as_dict()`` (``{"name": "VEND_REQUEST", "price": 10, "item": 6}``). Money fields are the
+   wire's scaled integers; ``expanded=True`` picks the level 3 32-bit form where the block
+   length tells the forms apart.
 2. **Codec** (``_codec``): a block is a sequence of 9-bit ``Word(byte, mode)``::
 
        encode_command(VendRequest(price=10, item=6))     # [Word(0x13, True), ..., Word(0x23)]
@@ -33,6 +35,19 @@ sent) and ``RemoteMdbError`` (the peer sent something bad). Each carries ``answe
 ``RETRANSMIT`` for a bad reply read by the VMC (send RET), ``NOT_SENT`` for local errors.
 """
 
+from ._base import (
+    ANY_DIALECT,
+    CONTROLS,
+    Ack,
+    Command,
+    Control,
+    Dialect,
+    JsonValue,
+    Message,
+    Nak,
+    Response,
+    Ret,
+)
 from ._capture import CaptureLineError, decode_capture, format_capture_line, parse_capture_line
 from ._codec import (
     CASHLESS_1,
@@ -54,61 +69,49 @@ from ._codec import (
     response_block,
     split_responses,
 )
-from ._errors import Answer, LocalMdbError, MdbError, RemoteMdbError
-from ._link import FLAG, LinkDecoder, LinkStats, MdbLink, crc16, decode_frame, encode_frame
-from ._messages import (
-    ANY_DIALECT,
+from ._commands import (
     COMMANDS,
-    CONTROLS,
-    RESPONSES,
-    Ack,
-    BeginSession,
-    Cancelled,
     CashSale,
-    Command,
-    CommandOutOfSequence,
-    Control,
-    DiagnosticResponse,
-    Dialect,
-    DisplayRequest,
-    EndSession,
     ExpansionDiagnostics,
     ExpansionEnableOptions,
     ExpansionRequestId,
-    JsonValue,
-    JustReset,
-    Level3Options,
-    Malfunction,
-    MalfunctionError,
-    Message,
-    Nak,
-    PeripheralId,
     Poll,
     ReaderCancel,
-    ReaderConfigData,
     ReaderDisable,
     ReaderEnable,
-    ReaderOptions,
-    ReaderState,
     Reset,
-    Response,
-    Ret,
-    RevalueApproved,
-    RevalueDenied,
-    RevalueLimitAmount,
     RevalueLimitRequest,
     RevalueRequest,
-    SessionCancelRequest,
     SessionComplete,
     SetupConfig,
     SetupPrices,
-    TimeDateRequest,
-    VendApproved,
     VendCancel,
-    VendDenied,
     VendFailure,
     VendRequest,
     VendSuccess,
+)
+from ._enums import Level3Options, MalfunctionError, ReaderOptions, ReaderState
+from ._errors import Answer, LocalMdbError, MdbError, RemoteMdbError
+from ._link import FLAG, LinkDecoder, LinkStats, MdbLink, crc16, decode_frame, encode_frame
+from ._responses import (
+    RESPONSES,
+    BeginSession,
+    Cancelled,
+    CommandOutOfSequence,
+    DiagnosticResponse,
+    DisplayRequest,
+    EndSession,
+    JustReset,
+    Malfunction,
+    PeripheralId,
+    ReaderConfigData,
+    RevalueApproved,
+    RevalueDenied,
+    RevalueLimitAmount,
+    SessionCancelRequest,
+    TimeDateRequest,
+    VendApproved,
+    VendDenied,
 )
 
 __all__ = [

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from ._base import ANY_DIALECT, Dialect
 from ._codec import Block, Direction, Word, decode_block
 from ._errors import MdbError
-from ._messages import ANY_DIALECT, Dialect
 
 _BYTE_TOKEN = re.compile(r"([0-9A-Fa-f]{1,2})(\*?)")
 

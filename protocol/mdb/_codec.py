@@ -16,11 +16,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import NamedTuple, cast
 
-from ._errors import Answer, LocalMdbError, RemoteMdbError
-from ._messages import (
+from ._base import (
     ANY_DIALECT,
-    COMMANDS,
-    RESPONSES,
     Ack,
     Command,
     Control,
@@ -31,6 +28,9 @@ from ._messages import (
     Response,
     Ret,
 )
+from ._commands import COMMANDS
+from ._errors import Answer, LocalMdbError, RemoteMdbError
+from ._responses import RESPONSES
 
 CASHLESS_1 = 0x10
 CASHLESS_2 = 0x60

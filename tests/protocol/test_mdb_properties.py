@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from collections.abc import Iterable
+from typing import TypeVar
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,7 +18,6 @@ from vendgate.protocol.mdb import (
     Ack,
     BeginSession,
     Block,
-    Cancelled,
     CashSale,
     Command,
     CommandOutOfSequence,
@@ -23,37 +25,22 @@ from vendgate.protocol.mdb import (
     Dialect,
     Direction,
     DisplayRequest,
-    EndSession,
     ExpansionDiagnostics,
     ExpansionEnableOptions,
     ExpansionRequestId,
-    JustReset,
     LinkDecoder,
     Malfunction,
+    Message,
     Nak,
     PeripheralId,
-    Poll,
-    ReaderCancel,
     ReaderConfigData,
-    ReaderDisable,
-    ReaderEnable,
-    Reset,
     Response,
     Ret,
-    RevalueApproved,
-    RevalueDenied,
     RevalueLimitAmount,
-    RevalueLimitRequest,
     RevalueRequest,
-    SessionCancelRequest,
-    SessionComplete,
     SetupConfig,
     SetupPrices,
-    TimeDateRequest,
     VendApproved,
-    VendCancel,
-    VendDenied,
-    VendFailure,
     VendRequest,
     VendSuccess,
     Word,
@@ -79,24 +66,24 @@ def ascii_exact(size: int) -> st.SearchStrategy[str]:
 
 identity = (ascii_exact(3), ascii_exact(12), ascii_exact(12), u16)
 
+M = TypeVar("M", bound=Message)
+
+
+def bodiless(classes: Iterable[type[M]]) -> dict[type[M], st.SearchStrategy[M]]:
+    """The one value of each field-less message class, taken from the package's own tables."""
+    return {cls: st.just(cls()) for cls in classes if not dataclasses.fields(cls)}
+
+
 COMMAND_STRATEGIES: dict[type[Command], st.SearchStrategy[Command]] = {
-    Reset: st.just(Reset()),
-    Poll: st.just(Poll()),
+    **bodiless(COMMANDS),
     SetupConfig: st.builds(SetupConfig, u8, u8, u8, u8),
     SetupPrices: st.builds(SetupPrices, u16, u16) | st.builds(SetupPrices, u32, u32, u16),
     VendRequest: st.builds(VendRequest, u16, u16)
     | st.builds(VendRequest, u32, u16, expanded=st.just(True)),
-    VendCancel: st.just(VendCancel()),
     VendSuccess: st.builds(VendSuccess, u16),
-    VendFailure: st.just(VendFailure()),
-    SessionComplete: st.just(SessionComplete()),
     CashSale: st.builds(CashSale, u16, u16),
-    ReaderDisable: st.just(ReaderDisable()),
-    ReaderEnable: st.just(ReaderEnable()),
-    ReaderCancel: st.just(ReaderCancel()),
     RevalueRequest: st.builds(RevalueRequest, u16)
     | st.builds(RevalueRequest, u32, expanded=st.just(True)),
-    RevalueLimitRequest: st.just(RevalueLimitRequest()),
     ExpansionRequestId: st.builds(ExpansionRequestId, *identity),
     ExpansionEnableOptions: st.builds(ExpansionEnableOptions, u32),
     ExpansionDiagnostics: st.builds(ExpansionDiagnostics, st.binary(max_size=32)),
@@ -117,21 +104,14 @@ def response_strategies(dialect: Dialect) -> dict[type[Response], st.SearchStrat
     options = st.none() if level < 3 else u32
     state = st.none() if level < 2 else u8
     return {
-        JustReset: st.just(JustReset()),
+        **bodiless(RESPONSES),
         ReaderConfigData: st.builds(ReaderConfigData, u8, u16, u8, u8, u8, u8),
         BeginSession: begin,
-        SessionCancelRequest: st.just(SessionCancelRequest()),
         VendApproved: st.builds(VendApproved, money, expanded=st.just(wide)),
-        VendDenied: st.just(VendDenied()),
-        EndSession: st.just(EndSession()),
-        Cancelled: st.just(Cancelled()),
         PeripheralId: st.builds(PeripheralId, *identity, options=options),
         Malfunction: st.builds(Malfunction, u8),
         CommandOutOfSequence: st.builds(CommandOutOfSequence, state),
-        RevalueApproved: st.just(RevalueApproved()),
-        RevalueDenied: st.just(RevalueDenied()),
         RevalueLimitAmount: st.builds(RevalueLimitAmount, money, expanded=st.just(wide)),
-        TimeDateRequest: st.just(TimeDateRequest()),
     }
 
 
