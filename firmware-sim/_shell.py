@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 import time
 import tty
@@ -217,13 +218,61 @@ class BoardSim:
 # --- the control line protocol on a socket or on stdin --------------------------------------------
 
 
-async def serve_control(sim: BoardSim, host: str, port: int) -> asyncio.Server:
-    """Listen for keypad lines on TCP ``host:port`` (one answer line per command)."""
+class ControlServer:
+    """The keypad protocol on TCP: the listening socket plus one task per open connection.
 
-    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    ``async with`` it (or ``close()`` then ``await wait_closed()``): closing stops listening,
+    cancels every session and waits for them, so each connection's writer is closed before
+    the loop goes away. The session tasks are ours, not the stream protocol's: asyncio 3.11
+    logs a traceback for a cancelled ``client_connected_cb`` coroutine.
+    """
+
+    def __init__(self, sim: BoardSim) -> None:
+        self._sim = sim
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    async def start(self, host: str, port: int) -> Self:
+        self._server = await asyncio.start_server(self._accept, host, port)
+        return self
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return self._server.sockets if self._server is not None else ()
+
+    def close(self) -> None:
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for task in self._sessions:
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        if self._server is not None:
+            await self._server.wait_closed()
+        if self._sessions:
+            await asyncio.wait(set(self._sessions))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing:
+            writer.close()
+            return
+        task = asyncio.create_task(self._session(reader, writer))
+        self._sessions.add(task)
+        task.add_done_callback(self._session_done)
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                reply = sim.answer_line(line.decode("utf-8", "replace"))
+                reply = self._sim.answer_line(line.decode("utf-8", "replace"))
                 if reply is not None:
                     writer.write(reply.encode() + b"\n")
                     await writer.drain()
@@ -232,7 +281,15 @@ async def serve_control(sim: BoardSim, host: str, port: int) -> asyncio.Server:
         finally:
             writer.close()
 
-    return await asyncio.start_server(session, host, port)
+    def _session_done(self, task: asyncio.Task[None]) -> None:
+        self._sessions.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("control session failed", exc_info=exc)
+
+
+async def serve_control(sim: BoardSim, host: str, port: int) -> ControlServer:
+    """Listen for keypad lines on TCP ``host:port`` (one answer line per command)."""
+    return await ControlServer(sim).start(host, port)
 
 
 async def serve_stdin(sim: BoardSim, out: TextIO = sys.stdout) -> None:

@@ -66,6 +66,28 @@ def test_prints_the_device_then_answers_the_keypad_and_stops_on_sigterm(
 
 
 @pytest.mark.pty
+def test_sigterm_with_a_control_connection_open_stops_without_a_traceback(
+    board_sim: tuple[subprocess.Popen[str], Path],
+) -> None:
+    process, _ = board_sim
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.readline()  # the device
+    host, port = process.stdout.readline().strip().removeprefix("control ").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=WAIT_S) as sock:
+        lines = sock.makefile("rw", encoding="utf-8", newline="\n")
+        lines.write("status\n")
+        lines.flush()
+        assert lines.readline().startswith("ok ")  # the session is live, waiting for a line
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(WAIT_S) == 0
+        assert lines.readline() == ""  # the board hung up
+    stderr = process.stderr.read()
+    assert "Traceback" not in stderr
+    assert "CancelledError" not in stderr
+
+
+@pytest.mark.pty
 def test_keypad_lines_on_stdin(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "vendgate", "board-sim", "--control", "-"]
     with subprocess.Popen(
