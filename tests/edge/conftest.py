@@ -2,6 +2,11 @@
 
 ``core_harness`` drives the pure core the way the agent does (every ``Persist`` is committed to a
 ``MemoryStore`` before the next input) with a fake clock advanced by assignment.
+
+``broker`` is the broker an agent test runs against, parametrized over the embedded amqtt and
+the real mosquitto (marked with their tiers); a test module that is about one broker overrides it
+(``broker`` returning ``on_amqtt`` or ``on_mosquitto``). ``scene`` puts one machine's agent and
+the cloud on that broker.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import aiomqtt
 import pytest
+from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
 
+from vendgate.broker import EmbeddedBroker
 from vendgate.edge import CashlessDevice, EdgeAgent, EdgeConfig, SqliteStore
 from vendgate.edge._actions import Action, Log, Persist, Publish
 from vendgate.edge._core import AgentCore
@@ -376,3 +383,99 @@ def agent_running() -> Callable[..., AbstractAsyncContextManager[EdgeAgent]]:
 @pytest.fixture
 def waiter() -> Callable[..., Awaitable[None]]:
     return wait_until
+
+
+# -- one broker (amqtt or mosquitto) and one machine's agent and cloud on it -------------------
+
+
+@dataclass
+class MqttBroker:
+    """A running broker: where to connect, the logins it wants, and how to bounce it.
+
+    ``stop()`` then ``start()`` brings it back on the same port (mosquitto with its persistent
+    sessions; amqtt as a fresh broker, which keeps none).
+    """
+
+    name: str
+    url: str
+    machine_id: str
+    agent_flags: dict[str, str]  # EdgeConfig flags beyond the URL: the machine's password
+    cloud_login: dict[str, str]
+    stop: Callable[[], Awaitable[None]]
+    start: Callable[[], Awaitable[None]]
+
+
+@pytest.fixture
+async def on_amqtt(amqtt_broker: EmbeddedBroker) -> AsyncIterator[MqttBroker]:
+    port = amqtt_broker.port
+    assert port is not None
+    replacements: list[EmbeddedBroker] = []
+
+    async def start() -> None:
+        replacement = EmbeddedBroker(port=port)
+        await replacement.start()
+        replacements.append(replacement)
+
+    async def stop() -> None:
+        for running in (amqtt_broker, *replacements):
+            await running.stop()
+
+    yield MqttBroker("amqtt", amqtt_broker.url, "m1", {}, {}, stop, start)
+    for replacement in replacements:
+        await replacement.stop()
+
+
+@pytest.fixture
+def on_mosquitto(mosquitto: Mosquitto) -> MqttBroker:
+    return MqttBroker(
+        "mosquitto",
+        mosquitto.url,
+        "m2",
+        {"mqtt_password": machine_password("m2")},
+        {"username": CLOUD_USER, "password": CLOUD_PASSWORD},
+        lambda: asyncio.to_thread(mosquitto.stop),
+        lambda: asyncio.to_thread(mosquitto.start),
+    )
+
+
+@pytest.fixture(
+    params=[
+        # The tier markers by hand: tests/conftest.py marks from the fixtures a test names, and
+        # these are only requested at run time.
+        pytest.param("amqtt", marks=pytest.mark.amqtt),
+        pytest.param("mosquitto", marks=pytest.mark.mosquitto),
+    ]
+)
+def broker(request: pytest.FixtureRequest) -> MqttBroker:
+    found: MqttBroker = request.getfixturevalue(f"on_{request.param}")
+    return found
+
+
+@dataclass
+class EdgeScene:
+    """One machine on ``broker``: its config, a fake reader, the cloud, the running agent.
+
+    ``async with scene.cloud() as cloud, scene.agent(reader) as agent: ...``
+    """
+
+    broker: MqttBroker
+    config: EdgeConfig
+    reader: ClassVar[type[FakeCashless]] = FakeCashless  # ``scene.reader(fail_opens=1)``
+
+    @property
+    def machine_id(self) -> str:
+        return self.broker.machine_id
+
+    def cloud(self) -> AbstractAsyncContextManager[Cloud]:
+        return cloud_client(self.broker.url, self.machine_id, **self.broker.cloud_login)
+
+    def agent(
+        self, device: CashlessDevice | None = None, store: Store | None = None
+    ) -> AbstractAsyncContextManager[EdgeAgent]:
+        return running_agent(self.config, device or FakeCashless(), store)
+
+
+@pytest.fixture
+def scene(broker: MqttBroker, tmp_path: Path) -> EdgeScene:
+    config = make_edge_config(broker.url, tmp_path, broker.machine_id, **broker.agent_flags)
+    return EdgeScene(broker, config)

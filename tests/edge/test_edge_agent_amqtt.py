@@ -1,29 +1,25 @@
-"""The whole agent (core, outbox, paho shell) against the in-process amqtt broker.
+"""The whole agent (core, outbox, MQTT shell) against the in-process amqtt broker only.
 
-The reader is a fake with ``SerialCashless``'s surface (the real one on a pty is in
-test_edge_boardsim.py); the cloud is a plain aiomqtt client speaking the wire format.
+The scenarios that also run on mosquitto are in test_edge_agent_brokers.py. The reader is a fake
+with ``SerialCashless``'s surface (the real one on a pty is in test_edge_boardsim.py); the cloud
+is a plain aiomqtt client speaking the wire format.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from vendgate.broker import EmbeddedBroker
-from vendgate.edge import EdgeAgent, EdgeConfig, SqliteStore
+from vendgate.edge import SqliteStore
 from vendgate.protocol import Money
 from vendgate.protocol.mqtt import (
     Authorized,
     Config,
-    Dispensed,
     Ended,
     EndReason,
     Hello,
@@ -36,61 +32,22 @@ from vendgate.protocol.mqtt import (
 )
 
 if TYPE_CHECKING:
-    from conftest import Cloud, FakeCashless
+    from conftest import EdgeScene, MqttBroker
 
-AgentRunning = Callable[..., AbstractAsyncContextManager[EdgeAgent]]
-CloudFor = Callable[..., AbstractAsyncContextManager["Cloud"]]
+AuthorizedNow = Callable[..., Authorized]
 Waiter = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
-def config(
-    amqtt_broker: EmbeddedBroker, tmp_path: Path, edge_config: Callable[..., EdgeConfig]
-) -> EdgeConfig:
-    return edge_config(amqtt_broker.url, tmp_path)
-
-
-async def test_a_vend_reaches_the_cloud_and_stops_after_the_ack(
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-    authorized_now: Callable[..., Authorized],
-    waiter: Waiter,
-) -> None:
-    reader = fake_cashless()
-    async with cloud_for(config.mqtt.redacted(), "m1") as cloud, agent_running(config, reader):
-        await cloud.send(authorized_now("v1", 2500))
-        started = await cloud.next(Started)
-        assert reader.begun == [2500]
-        reader.vend(item=3, price=2000)
-        reader.end()
-        dispensed = await cloud.next(Dispensed)
-        ended = await cloud.next(Ended)
-
-        assert (started.vend_id, started.funds) == ("v1", Money(2500, "NOK"))
-        assert (dispensed.item, dispensed.price, dispensed.success) == (3, Money(2000, "NOK"), True)
-        assert ended.reason == EndReason.COMPLETED
-        assert ended.check_total() == Money(2000, "NOK")
-
-        await cloud.ack(started, dispensed, ended)
-        await waiter(lambda: not SqliteStore(config.outbox_path).load().pending)
-        count = len(cloud.received)
-        await asyncio.sleep(1.5)  # three resend intervals
-        assert [m for m in cloud.received[count:] if not isinstance(m, Status | Telemetry)] == []
+def broker(on_amqtt: MqttBroker) -> MqttBroker:
+    """This module's tests run on amqtt only (machine m1, no login)."""
+    return on_amqtt
 
 
 async def test_unacked_events_are_resent_with_the_same_id(
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-    authorized_now: Callable[..., Authorized],
+    scene: EdgeScene, authorized_now: AuthorizedNow
 ) -> None:
-    async with (
-        cloud_for(config.mqtt.redacted(), "m1") as cloud,
-        agent_running(config, fake_cashless()),
-    ):
+    async with scene.cloud() as cloud, scene.agent():
         await cloud.send(authorized_now("v1"))
         first = await cloud.next(Started)
         again = await cloud.next(Started)
@@ -99,16 +56,8 @@ async def test_unacked_events_are_resent_with_the_same_id(
         assert [e for e in cloud.committed.values() if isinstance(e, Started)] == [first]
 
 
-async def test_connect_announces_status_and_hello(
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-) -> None:
-    async with (
-        cloud_for(config.mqtt.redacted(), "m1") as cloud,
-        agent_running(config, fake_cashless()) as agent,
-    ):
+async def test_connect_announces_status_and_hello(scene: EdgeScene) -> None:
+    async with scene.cloud() as cloud, scene.agent() as agent:
         status = await cloud.next(Status)
         hello = await cloud.next(Hello)
 
@@ -119,16 +68,8 @@ async def test_connect_announces_status_and_hello(
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
-async def test_telemetry_reports_board_outbox_and_links(
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-) -> None:
-    async with (
-        cloud_for(config.mqtt.redacted(), "m1") as cloud,
-        agent_running(config, fake_cashless()),
-    ):
+async def test_telemetry_reports_board_outbox_and_links(scene: EdgeScene) -> None:
+    async with scene.cloud() as cloud, scene.agent():
         telemetry = await cloud.next(Telemetry)
 
     assert (telemetry.board, telemetry.outbox) == ("enabled", 0)
@@ -137,16 +78,11 @@ async def test_telemetry_reports_board_outbox_and_links(
 
 
 async def test_bad_commands_are_logged_and_the_agent_keeps_working(
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-    authorized_now: Callable[..., Authorized],
-    caplog: pytest.LogCaptureFixture,
+    scene: EdgeScene, authorized_now: AuthorizedNow, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="vendgate.edge")
-    reader = fake_cashless()
-    async with cloud_for(config.mqtt.redacted(), "m1") as cloud, agent_running(config, reader):
+    reader = scene.reader()
+    async with scene.cloud() as cloud, scene.agent(reader):
         topic = str(cloud.tree.command("m1", "authorized"))
         for payload in (b"not json", b'{"v": 2, "id": "x"}', b'{"v": 1, "id": "x", "ts": 5}'):
             await cloud.client.publish(topic, payload, qos=1)
@@ -169,14 +105,10 @@ async def test_bad_commands_are_logged_and_the_agent_keeps_working(
 
 
 async def test_a_busy_or_down_board_rejects(
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-    authorized_now: Callable[..., Authorized],
+    scene: EdgeScene, authorized_now: AuthorizedNow
 ) -> None:
-    reader = fake_cashless(state="disabled")
-    async with cloud_for(config.mqtt.redacted(), "m1") as cloud, agent_running(config, reader):
+    reader = scene.reader(state="disabled")
+    async with scene.cloud() as cloud, scene.agent(reader):
         await cloud.send(authorized_now("v1"))
         down = await cloud.next(Rejected)
         reader.state = "enabled"
@@ -189,65 +121,24 @@ async def test_a_busy_or_down_board_rejects(
     assert (busy.vend_id, busy.reason) == ("v3", RejectReason.BUSY)
 
 
-async def test_config_changes_the_selection_timeout(
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-    waiter: Waiter,
-) -> None:
-    reader = fake_cashless()
-    async with cloud_for(config.mqtt.redacted(), "m1") as cloud, agent_running(config, reader):
+async def test_config_changes_the_selection_timeout(scene: EdgeScene, waiter: Waiter) -> None:
+    reader = scene.reader()
+    async with scene.cloud() as cloud, scene.agent(reader):
         now = datetime.now(UTC)
         await cloud.send(Config.create(now=now, settings={"selection_timeout_s": 25}))
         await waiter(lambda: reader.selection_timeout_s == 25)
 
-    assert SqliteStore(config.outbox_path).load().settings == {"selection_timeout_s": 25.0}
-
-
-async def test_events_written_offline_arrive_after_the_broker_returns(
-    amqtt_broker: EmbeddedBroker,
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-    authorized_now: Callable[..., Authorized],
-    waiter: Waiter,
-) -> None:
-    reader = fake_cashless()
-    port = amqtt_broker.port
-    async with agent_running(config, reader) as agent:
-        async with cloud_for(config.mqtt.redacted(), "m1") as cloud:
-            await cloud.send(authorized_now("v1"))
-            await cloud.next(Started)
-        await amqtt_broker.stop()
-        await waiter(lambda: not agent.link.connected)
-
-        reader.vend(item=7, price=1500)  # approval is local: the customer gets the item
-        reader.end()
-        await waiter(lambda: len(agent.core.outbox) >= 3)
-
-        url = f"mqtt://127.0.0.1:{port}"
-        async with EmbeddedBroker(port=port), cloud_for(url, "m1") as cloud:
-            ended = await cloud.next(Ended, within_s=15)
-
-    assert ended.vend_id == "v1"
-    assert [line.item for line in ended.dispensed] == [7]
-    assert ended.total == Money(1500, "NOK")
+    assert SqliteStore(scene.config.outbox_path).load().settings == {"selection_timeout_s": 25.0}
 
 
 async def test_a_restart_resends_what_was_never_acked(
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-    authorized_now: Callable[..., Authorized],
+    scene: EdgeScene, authorized_now: AuthorizedNow
 ) -> None:
-    async with cloud_for(config.mqtt.redacted(), "m1") as cloud:
-        async with agent_running(config, fake_cashless()) as first:
+    async with scene.cloud() as cloud:
+        async with scene.agent() as first:
             await cloud.send(authorized_now("v1"))
             started = await cloud.next(Started)
-        async with agent_running(config, fake_cashless()) as second:
+        async with scene.agent() as second:
             again = await cloud.next(Started)
             # the session the first process had open ended with it
             ended = await cloud.next(Ended)
@@ -259,16 +150,13 @@ async def test_a_restart_resends_what_was_never_acked(
 
 
 async def test_a_missing_reader_port_is_retried_while_mqtt_works(
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-    authorized_now: Callable[..., Authorized],
+    scene: EdgeScene,
+    authorized_now: AuthorizedNow,
     waiter: Waiter,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    reader = fake_cashless(fail_opens=1)
-    async with cloud_for(config.mqtt.redacted(), "m1") as cloud, agent_running(config, reader):
+    reader = scene.reader(fail_opens=1)
+    async with scene.cloud() as cloud, scene.agent(reader):
         await cloud.next(Hello)  # connected although the reader is not there yet
         assert not reader.opened
         await waiter(lambda: reader.opened)  # the second attempt opens it

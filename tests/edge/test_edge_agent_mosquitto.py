@@ -1,5 +1,9 @@
-"""The agent against a real mosquitto with the repo's config: passwords, ACL, persistent
-sessions, broker restarts and the last will of a killed process."""
+"""The agent against a real mosquitto with the repo's config, where only mosquitto can show it:
+refused passwords, persistent sessions, and the last will of a killed process.
+
+The scenarios that also run on amqtt (a vend with credentials and ACL, a broker restart during a
+vend) are in test_edge_agent_brokers.py.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,58 +21,19 @@ import pytest
 from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
 
 from vendgate.edge import EdgeAgent, EdgeConfig, SqliteStore
-from vendgate.protocol import Money
-from vendgate.protocol.mqtt import (
-    Authorized,
-    Dispensed,
-    Ended,
-    Started,
-    Status,
-    StatusState,
-)
+from vendgate.protocol.mqtt import Authorized, Started, Status, StatusState
 
 if TYPE_CHECKING:
-    from conftest import Cloud, FakeCashless
+    from conftest import Cloud, EdgeScene, FakeCashless, MqttBroker
 
-AgentRunning = Callable[..., AbstractAsyncContextManager[EdgeAgent]]
 CloudFor = Callable[..., AbstractAsyncContextManager["Cloud"]]
-Waiter = Callable[..., Awaitable[None]]
 CLOUD_LOGIN = {"username": CLOUD_USER, "password": CLOUD_PASSWORD}
 
 
 @pytest.fixture
-def config(
-    mosquitto: Mosquitto, tmp_path: Path, edge_config: Callable[..., EdgeConfig]
-) -> EdgeConfig:
-    return edge_config(mosquitto.url, tmp_path, "m2", mqtt_password=machine_password("m2"))
-
-
-async def test_a_vend_through_mosquitto_with_credentials_and_acl(
-    mosquitto: Mosquitto,
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-    authorized_now: Callable[..., Authorized],
-) -> None:
-    reader = fake_cashless()
-    async with (
-        cloud_for(mosquitto.url, "m2", **CLOUD_LOGIN) as cloud,
-        agent_running(config, reader),
-    ):
-        await cloud.send(authorized_now("v1", 3000))
-        started = await cloud.next(Started)
-        reader.vend(item=12, price=2500)
-        reader.end()
-        dispensed = await cloud.next(Dispensed)
-        ended = await cloud.next(Ended)
-        await cloud.ack(started, dispensed, ended)
-
-    assert (dispensed.item, dispensed.price) == (12, Money(2500, "NOK"))
-    assert ended.total == Money(2500, "NOK")
-    assert [e.seq for e in (started, dispensed, ended)] == sorted(
-        [started.seq, dispensed.seq, ended.seq]
-    )
+def broker(on_mosquitto: MqttBroker) -> MqttBroker:
+    """This module's scene runs on mosquitto only (machine m2 with its password)."""
+    return on_mosquitto
 
 
 async def test_a_wrong_password_is_retried_without_crashing(
@@ -95,49 +60,21 @@ async def test_a_wrong_password_is_retried_without_crashing(
 
 
 async def test_a_command_sent_while_the_machine_was_offline_is_delivered_on_return(
-    mosquitto: Mosquitto,
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-    authorized_now: Callable[..., Authorized],
+    scene: EdgeScene, authorized_now: Callable[..., Authorized]
 ) -> None:
-    async with agent_running(config, fake_cashless()):
+    async with scene.agent():
         pass  # the broker now holds a persistent session for m2
-    async with cloud_for(mosquitto.url, "m2", **CLOUD_LOGIN) as cloud:
+    async with scene.cloud() as cloud:
         await cloud.send(authorized_now("v-offline"))
-        reader = fake_cashless()
-        async with agent_running(config, reader):
+        reader = scene.reader()
+        async with scene.agent(reader):
             started = await cloud.next(Started)
 
     assert started.vend_id == "v-offline"
     assert reader.begun == [2500]
 
 
-async def test_a_broker_restart_during_a_vend_loses_nothing(
-    mosquitto: Mosquitto,
-    config: EdgeConfig,
-    fake_cashless: type[FakeCashless],
-    agent_running: AgentRunning,
-    cloud_for: CloudFor,
-    authorized_now: Callable[..., Authorized],
-    waiter: Waiter,
-) -> None:
-    reader = fake_cashless()
-    async with agent_running(config, reader) as agent:
-        async with cloud_for(mosquitto.url, "m2", **CLOUD_LOGIN) as cloud:
-            await cloud.send(authorized_now("v1"))
-            await cloud.next(Started)
-        await asyncio.to_thread(mosquitto.stop)
-        await waiter(lambda: not agent.link.connected)
-        reader.vend(item=4, price=1000)
-        reader.end()
-        await asyncio.to_thread(mosquitto.start)
-        async with cloud_for(mosquitto.url, "m2", **CLOUD_LOGIN) as cloud:
-            ended = await cloud.next(Ended, within_s=15)
-
-    assert [(line.item, line.success) for line in ended.dispensed] == [(4, True)]
-    assert ended.total == Money(1000, "NOK")
+# -- `vendgate edge` as a process, its serial port a pty with no board behind it ---------------
 
 
 @pytest.fixture
@@ -151,30 +88,38 @@ def bare_pty() -> Iterator[str]:
         os.close(device)
 
 
+@asynccontextmanager
+async def edge_process(*args: str, **env: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``vendgate edge ARGS`` with ``env`` added to ours; killed at the end if still running."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vendgate", "edge", *args, env={**os.environ, **env}
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
 @pytest.mark.pty
 async def test_a_killed_agent_leaves_its_last_will(
     mosquitto: Mosquitto, tmp_path: Path, cloud_for: CloudFor, bare_pty: str
 ) -> None:
-    env = {
-        **os.environ,
+    configured_by_environment = {
         "VENDGATE_MACHINE_ID": "m4",
         "VENDGATE_MQTT_URL": mosquitto.url,
         "VENDGATE_MQTT_PASSWORD": machine_password("m4"),
         "VENDGATE_SERIAL": bare_pty,
         "VENDGATE_DATA_DIR": str(tmp_path),
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vendgate", "edge", env=env
-    )
-    try:
-        async with cloud_for(mosquitto.url, "m4", **CLOUD_LOGIN) as cloud:
-            online = await cloud.next(Status)
-            process.send_signal(signal.SIGKILL)
-            offline = await cloud.next(Status)
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
+    async with (
+        edge_process(**configured_by_environment) as process,
+        cloud_for(mosquitto.url, "m4", **CLOUD_LOGIN) as cloud,
+    ):
+        online = await cloud.next(Status)
+        process.send_signal(signal.SIGKILL)
+        offline = await cloud.next(Status)
 
     assert online.state == StatusState.ONLINE
     assert (offline.state, offline.boot_id) == (StatusState.OFFLINE, online.boot_id)
@@ -184,25 +129,20 @@ async def test_a_killed_agent_leaves_its_last_will(
 async def test_sigterm_says_offline_itself_and_exits_cleanly(
     mosquitto: Mosquitto, tmp_path: Path, cloud_for: CloudFor, bare_pty: str
 ) -> None:
-    env = {
-        **os.environ,
+    # configured by flags this time (the last-will test above uses the environment)
+    flags = ["--machine-id", "m5", "--mqtt-url", mosquitto.url, "--serial", bare_pty]
+    environment = {
         "VENDGATE_MQTT_PASSWORD": machine_password("m5"),
         "VENDGATE_DATA_DIR": str(tmp_path),
     }
-    args = ["--machine-id", "m5", "--mqtt-url", mosquitto.url, "--serial", bare_pty]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vendgate", "edge", *args, env=env
-    )
-    try:
-        async with cloud_for(mosquitto.url, "m5", **CLOUD_LOGIN) as cloud:
-            online = await cloud.next(Status)
-            process.send_signal(signal.SIGTERM)
-            offline = await cloud.next(Status)
-            code = await asyncio.wait_for(process.wait(), 10)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    async with (
+        edge_process(*flags, **environment) as process,
+        cloud_for(mosquitto.url, "m5", **CLOUD_LOGIN) as cloud,
+    ):
+        online = await cloud.next(Status)
+        process.send_signal(signal.SIGTERM)
+        offline = await cloud.next(Status)
+        code = await asyncio.wait_for(process.wait(), 10)
 
     assert code == 0
     assert (offline.state, offline.boot_id) == (StatusState.OFFLINE, online.boot_id)
