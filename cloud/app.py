@@ -26,7 +26,7 @@ from vendgate.protocol.mqtt import TopicFilter, TopicTree
 
 from .clock import Clock, system_clock
 from .context import CloudContext
-from .customer import CustomerController, error_page
+from .customer import CustomerController, CustomerLimits, RateLimited, error_page
 from .errors import VendgateError
 from .mqtt import MessageHandler, MqttLink, run_publisher
 from .payments import ensure_webhook_registered, webhook_handler
@@ -59,15 +59,20 @@ def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[object
             log.exception("unhandled error on %s", request.url.path, exc_info=exc)
             exc = VendgateError("something went wrong on our side")
     path = request.url.path
+    headers = exc.headers if isinstance(exc, RateLimited) else None
     if path.startswith(CUSTOMER_PAGE_PREFIXES) and not path.endswith("/state"):
-        return Response(error_page(exc), status_code=exc.status_code, media_type=MediaType.HTML)
+        return Response(
+            error_page(exc), status_code=exc.status_code, media_type=MediaType.HTML, headers=headers
+        )
     problem = {
         "type": "about:blank",
         "title": exc.title,
         "status": exc.status_code,
         "detail": exc.detail,
     }
-    return Response(problem, status_code=exc.status_code, media_type="application/problem+json")
+    return Response(
+        problem, status_code=exc.status_code, media_type="application/problem+json", headers=headers
+    )
 
 
 def _as_vendgate(exc: HTTPException) -> VendgateError:
@@ -113,6 +118,8 @@ def create_app(
             tree=TopicTree(settings.mqtt.prefix),
         )
         app.state.ctx = ctx
+        # Per replica, in memory: abuse protection only (docs/cloud.md, "Rate limits").
+        app.state.customer_limits = CustomerLimits.from_settings(settings.rate_limits)
         await ensure_webhook_registered(ctx)
         yield
 

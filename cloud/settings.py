@@ -104,6 +104,20 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class RateLimitSettings:
+    # Scans (`GET /m/{id}`) per machine: a token bucket of `scan_burst` scans refilled at
+    # `scan_per_minute`. A real purchase takes well over a minute; 0 burst turns it off.
+    scan_burst: int = 5
+    scan_per_minute: float = 10.0
+    # Status page and its JSON (`/s/{token}...`) per token. The page polls once a second; this
+    # allows ten times that (a fast client, the demo) and cuts a flood; 0 burst turns it off.
+    status_burst: int = 60
+    status_per_minute: float = 600.0
+    # Buckets one replica keeps per limiter (least recently used dropped first).
+    max_keys: int = 10_000
+
+
+@dataclass(frozen=True)
 class CloudSettings:
     # Base URL customers and Vipps reach us at: returnUrl, scan links, webhook URL.
     public_url: str = "http://127.0.0.1:8000"
@@ -113,6 +127,7 @@ class CloudSettings:
     vipps: VippsSettings = field(default_factory=VippsSettings)
     webhooks: WebhookSettings = WebhookSettings()
     timing: TimingSettings = TimingSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
     payment_description: str = "Vending machine purchase"
     # Off only in tests that drive the MQTT side or the reconciler by hand.
     run_mqtt: bool = True
@@ -146,6 +161,7 @@ class CloudSettings:
                 register=_env_bool(env.get(f"{ENV}VIPPS_REGISTER_WEBHOOK", "1")),
             ),
             timing=_timing_from_env(env),
+            rate_limits=_rate_limits_from_env(env),
         )
 
 
@@ -168,3 +184,16 @@ def _timing_from_env(env: Mapping[str, str]) -> TimingSettings:
         for name in defaults.__dataclass_fields__
     }
     return TimingSettings(**values)
+
+
+def _rate_limits_from_env(env: Mapping[str, str]) -> RateLimitSettings:
+    defaults = RateLimitSettings()
+    return RateLimitSettings(
+        scan_burst=int(env.get(f"{ENV}SCAN_RATE_BURST", defaults.scan_burst)),
+        scan_per_minute=float(env.get(f"{ENV}SCAN_RATE_PER_MINUTE", defaults.scan_per_minute)),
+        status_burst=int(env.get(f"{ENV}STATUS_RATE_BURST", defaults.status_burst)),
+        status_per_minute=float(
+            env.get(f"{ENV}STATUS_RATE_PER_MINUTE", defaults.status_per_minute)
+        ),
+        max_keys=int(env.get(f"{ENV}RATE_LIMIT_MAX_KEYS", defaults.max_keys)),
+    )

@@ -1,11 +1,14 @@
 """The customer's side: scan, status page, and what they show."""
 
 from ._controllers import CustomerController
+from ._limits import CustomerLimits, RateLimited
 from ._pages import error_page, status_page
 from ._service import Started, StatusView, customer_state, start_purchase, status_view
 
 __all__ = [
     "CustomerController",
+    "CustomerLimits",
+    "RateLimited",
     "Started",
     "StatusView",
     "customer_state",

@@ -12,6 +12,7 @@ from html import escape
 
 from vendgate.cloud.errors import MachineUnavailable, Unavailability, VendgateError
 
+from ._limits import RateLimited
 from ._service import StatusView
 
 # Plain CSS, no assets. The page's look follows ``data-state`` on ``#status`` through attribute
@@ -90,7 +91,7 @@ function detail(v){if(v.state==='paid'){return 'You paid '+v.paid+' and '+v.rele
 if(v.state==='choose'){return v.reserved+' is reserved until you are done.';}
 if(v.state==='waiting'){return v.reserved+' will be reserved; you pay only for what you get.';}
 return '';}
-function tick(){fetch(url,{cache:'no-store'}).then(function(r){return r.json();})
+function tick(){fetch(url,{cache:'no-store'}).then(function(r){if(!r.ok){throw r;}return r.json();})
 .then(function(v){if(!show(v)){setTimeout(tick,%(poll)d);}})
 .catch(function(){setTimeout(tick,%(poll)d*3);});}
 if(main.dataset.final!=='true'){setTimeout(tick,%(poll)d);}})();
@@ -145,15 +146,25 @@ UNAVAILABLE_TEXT = {
 
 
 def error_page(error: VendgateError) -> str:
+    footer = "No payment was made."
     if isinstance(error, MachineUnavailable):
         text = UNAVAILABLE_TEXT[error.reason]
         headline, data_state = error.machine_name, str(error.reason)
+    elif isinstance(error, RateLimited):
+        headline, data_state = error.machine_name or "Please slow down", "rate_limited"
+        wait = f"Please wait {error.retry_after} seconds and try again."
+        if error.machine_name is not None:
+            text = f"This machine was scanned too many times just now. {wait}"
+        else:
+            # The status page of a purchase that may well be paid: say nothing about payment.
+            text, footer = f"This page was loaded too many times just now. {wait}", ""
     else:
         text, headline, data_state = error.detail, error.title, "error"
     body = (
         f'<main id="status" data-state="{escape(data_state)}" data-final="true">'
         '<div class="badge" aria-hidden="true"></div>'
         f'<h1 id="headline">{escape(headline)}</h1><p class="big">{escape(text)}</p>'
-        '<p class="muted">No payment was made.</p></main>'
+        + (f'<p class="muted">{escape(footer)}</p>' if footer else "")
+        + "</main>"
     )
     return page(headline, body)

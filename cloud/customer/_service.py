@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -35,9 +36,14 @@ async def start_purchase(
     *,
     customer_token: str | None = None,
     dedup_key: str | None = None,
+    admit: Callable[[Machine], None] | None = None,
 ) -> Started:
-    """Open a session and create its payment, or refuse (offline, busy, disabled)."""
-    vend_id = await _open(ctx, machine, customer_token, dedup_key)
+    """Open a session and create its payment, or refuse (offline, busy, disabled).
+
+    ``admit`` sees the machine once it is known to exist, before anything else is read or
+    written, and may refuse by raising (the scan's rate limit).
+    """
+    vend_id = await _open(ctx, machine, customer_token, dedup_key, admit)
     await Progress(ctx).run_claimed(vend_id)
     async with transaction(ctx.sessions) as db:
         vend = await db.get(VendSession, vend_id)
@@ -51,12 +57,18 @@ async def start_purchase(
 
 
 async def _open(
-    ctx: CloudContext, machine_or_id: Machine | str, token: str | None, dedup_key: str | None
+    ctx: CloudContext,
+    machine_or_id: Machine | str,
+    token: str | None,
+    dedup_key: str | None,
+    admit: Callable[[Machine], None] | None,
 ) -> str:
     now = ctx.clock()
     async with transaction(ctx.sessions) as db:
         machine_id = machine_or_id if isinstance(machine_or_id, str) else machine_or_id.id
         machine = await get_machine(db, machine_id)
+        if admit is not None:
+            admit(machine)
         max_price = await _highest_price(db, machine)
         busy = await has_open_vend(db, machine.id)
         reason = unavailability(machine, now, ctx.settings.timing.heartbeat_window, busy)
