@@ -26,8 +26,8 @@ from vendgate.protocol.mqtt import TopicFilter, TopicTree
 
 from .clock import Clock, system_clock
 from .context import CloudContext
-from .customer import CustomerController, CustomerLimits, RateLimited, error_page
-from .errors import VendgateError
+from .customer import CustomerController, CustomerLimits, error_page
+from .errors import RateLimited, VendgateError
 from .mqtt import MessageHandler, MqttLink, run_publisher
 from .payments import ensure_webhook_registered, webhook_handler
 from .reconciler import Reconciler

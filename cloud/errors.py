@@ -5,12 +5,14 @@
     VendgateError
     ├── NotFound                unknown machine, session or page (404)
     ├── MachineUnavailable      offline, busy or disabled at scan time (409, friendly page)
+    ├── RateLimited             too many scans of one machine, or polls of one page (429)
     ├── PaymentStartFailed      Vipps refused or did not answer the create call (502)
     └── BadWebhook              a webhook with a bad signature, hash, date or body (401/400)
 """
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 
@@ -57,3 +59,21 @@ class BadWebhook(VendgateError):
 class MalformedWebhook(BadWebhook):
     status_code = 400
     title = "Malformed webhook"
+
+
+class RateLimited(VendgateError):
+    """Too many requests for one machine or one status page (429, friendly page)."""
+
+    status_code = 429
+    title = "Too many requests"
+
+    def __init__(self, retry_after: float, machine_name: str | None = None) -> None:
+        # Whole seconds for ``Retry-After``, never 0 (that would invite an immediate retry).
+        self.retry_after = max(1, math.ceil(retry_after))
+        what = f"{machine_name} was scanned" if machine_name else "this page was asked for"
+        super().__init__(f"{what} too often; try again in {self.retry_after} s")
+        self.machine_name = machine_name
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

@@ -1,7 +1,9 @@
 """The customer's side: scan, status page, and what they show."""
 
+from vendgate.cloud.errors import RateLimited
+
 from ._controllers import CustomerController
-from ._limits import CustomerLimits, RateLimited
+from ._limits import CustomerLimits
 from ._pages import error_page, status_page
 from ._service import Started, StatusView, customer_state, start_purchase, status_view
 

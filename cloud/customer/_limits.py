@@ -8,38 +8,19 @@ here is needed by another replica, and losing it on restart only forgives debts.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from litestar.datastructures import State
 
 from vendgate.cloud.db import Machine
-from vendgate.cloud.errors import NotFound, VendgateError
+from vendgate.cloud.errors import NotFound, RateLimited
 from vendgate.cloud.ratelimit import Rate, TokenBuckets
 from vendgate.cloud.settings import RateLimitSettings
 
 # Status tokens are 32 characters (24 random bytes); a longer one cannot exist, and keying a
 # bucket by it would let a client spend our memory on long URLs.
 MAX_TOKEN_LENGTH = 64
-
-
-class RateLimited(VendgateError):
-    """Too many requests for one machine or one status page (429, friendly page)."""
-
-    status_code = 429
-    title = "Too many requests"
-
-    def __init__(self, retry_after: float, machine_name: str | None = None) -> None:
-        # Whole seconds for ``Retry-After``, never 0 (that would invite an immediate retry).
-        self.retry_after = max(1, math.ceil(retry_after))
-        what = f"{machine_name} was scanned" if machine_name else "this page was asked for"
-        super().__init__(f"{what} too often; try again in {self.retry_after} s")
-        self.machine_name = machine_name
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
 
 
 @dataclass

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from html import escape
 
-from vendgate.cloud.errors import MachineUnavailable, Unavailability, VendgateError
+from vendgate.cloud.errors import MachineUnavailable, RateLimited, Unavailability, VendgateError
 
-from ._limits import RateLimited
 from ._service import StatusView
 
 # Plain CSS, no assets. The page's look follows ``data-state`` on ``#status`` through attribute

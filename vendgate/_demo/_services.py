@@ -24,6 +24,7 @@ from vendgate.cloud.settings import (
     CloudSettings,
     DatabaseSettings,
     MqttSettings,
+    RateLimitSettings,
     TimingSettings,
     WebhookSettings,
     sqlite_url,
@@ -96,6 +97,9 @@ def cloud_settings(
         vipps=VippsSettings(base_url=sim_url),
         webhooks=WebhookSettings(),
         timing=DEMO_TIMING,
+        # The demo's customers scan many times a minute in compressed time; a real scan is
+        # one customer at a machine, so the per-machine scan limit is off here only.
+        rate_limits=RateLimitSettings(scan_burst=0),
     )
 
 
