@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -12,6 +14,19 @@ from ._simulator import VippsSimulator
 # The spec declares the capture/cancel/refund 200 body as application/problem+json (a quirk
 # kept on purpose, so the answers validate against it; clients must parse either).
 ADJUST_MEDIA_TYPE = "application/problem+json"
+
+
+async def _adjust(
+    request: AnyRequest,
+    sim: VippsSimulator,
+    reference: str,
+    operation: Callable[[str, bytes, str | None], object],
+) -> Response[bytes]:
+    """Capture, cancel and refund share one shape: authenticate, apply with the key, answer."""
+    sim.authenticate(request.headers, msn_required=True)
+    key = request.headers.get("idempotency-key")
+    result = operation(reference, await request.body(), key)
+    return json_response(result, media_type=ADJUST_MEDIA_TYPE)
 
 
 class EPaymentController(Controller):
@@ -47,28 +62,19 @@ class EPaymentController(Controller):
     async def capture(
         self, request: AnyRequest, sim: NamedDependency[VippsSimulator], reference: FromPath[str]
     ) -> Response[bytes]:
-        sim.authenticate(request.headers, msn_required=True)
-        key = request.headers.get("idempotency-key")
-        result = sim.payments.capture(reference, await request.body(), key)
-        return json_response(result, media_type=ADJUST_MEDIA_TYPE)
+        return await _adjust(request, sim, reference, sim.payments.capture)
 
     @post("/payments/{reference:str}/cancel", status_code=200)
     async def cancel(
         self, request: AnyRequest, sim: NamedDependency[VippsSimulator], reference: FromPath[str]
     ) -> Response[bytes]:
-        sim.authenticate(request.headers, msn_required=True)
-        key = request.headers.get("idempotency-key")
-        result = sim.payments.cancel(reference, await request.body(), key)
-        return json_response(result, media_type=ADJUST_MEDIA_TYPE)
+        return await _adjust(request, sim, reference, sim.payments.cancel)
 
     @post("/payments/{reference:str}/refund", status_code=200)
     async def refund(
         self, request: AnyRequest, sim: NamedDependency[VippsSimulator], reference: FromPath[str]
     ) -> Response[bytes]:
-        sim.authenticate(request.headers, msn_required=True)
-        key = request.headers.get("idempotency-key")
-        result = sim.payments.refund(reference, await request.body(), key)
-        return json_response(result, media_type=ADJUST_MEDIA_TYPE)
+        return await _adjust(request, sim, reference, sim.payments.refund)
 
     @post("/test/payments/{reference:str}/approve", status_code=200)
     async def force_approve(
