@@ -8,6 +8,7 @@ waits (busy timeout) instead. Transactions are kept short; none spans an HTTP ca
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -62,6 +63,15 @@ def is_postgres(engine: AsyncEngine) -> bool:
 
 @asynccontextmanager
 async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
-    """One short transaction: commits on success, rolls back on any exception."""
-    async with sessions() as db, db.begin():
-        yield db
+    """One short transaction: commits on success, rolls back on any exception.
+
+    The session is closed in a task of its own (``shield``): a request cancelled in the middle
+    (client gone, anyio cancel scope) would otherwise be cancelled again inside its own
+    rollback, and on SQLite a connection left in ``BEGIN IMMEDIATE`` holds the one write lock.
+    """
+    db = sessions()
+    try:
+        async with db.begin():
+            yield db
+    finally:
+        await asyncio.shield(db.close())

@@ -153,6 +153,10 @@ async def running_cloud(
         try:
             yield Cloud(app, http, sim, sim_http)
         finally:
+            # Let deliveries in flight finish: cancelling one cancels the cloud's webhook
+            # handler it is running (same task, ASGI transport) in the middle of a transaction.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sim.webhooks_idle(), 5)
             await sim.aclose()
             await webhook_http.aclose()
 
