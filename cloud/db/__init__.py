@@ -4,6 +4,7 @@ from .engine import SessionFactory, create_engine, is_postgres, session_factory,
 from .migrate import upgrade_to_head
 from .models import (
     ONE_OPEN_VEND_INDEX,
+    Alert,
     Machine,
     OutboxCommand,
     Payment,
@@ -17,6 +18,7 @@ from .models import (
 
 __all__ = [
     "ONE_OPEN_VEND_INDEX",
+    "Alert",
     "Machine",
     "OutboxCommand",
     "Payment",

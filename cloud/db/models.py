@@ -167,6 +167,24 @@ class OutboxCommand(SQLModel, table=True):
     published_at: datetime | None = Field(default=None, index=True)
 
 
+class Alert(SQLModel, table=True):
+    """Something an operator must look at: a price mismatch, a rejected event, a stuck step.
+
+    Alerts are written in the transaction that found the problem, so none is lost; the
+    back office reads, acknowledges and forwards them.
+    """
+
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    kind: str = Field(max_length=40)
+    machine_id: str | None = Field(default=None, max_length=64, index=True)
+    vend_id: str | None = Field(default=None, max_length=40, index=True)
+    detail: str = Field(default="", max_length=1000)
+    acknowledged_at: datetime | None = None
+
+
 class WebhookRegistration(SQLModel, table=True):
     """A webhook registered with Vipps by this app; its secret verifies deliveries."""
 

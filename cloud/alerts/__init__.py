@@ -1,0 +1,60 @@
+"""Alerts: problems an operator must see, recorded in the transaction that found them.
+
+``raise_alert`` only adds a row (and logs one WARNING line); it never moves money and never
+fails the caller's work. The back office lists, acknowledges and forwards them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from vendgate.cloud.db import Alert
+
+__all__ = ["AlertKind", "alerts_of", "raise_alert"]
+
+log = logging.getLogger(__name__)
+
+
+class AlertKind(StrEnum):
+    # Vipps told us something that disagrees with our own record (webhook amount, currency).
+    PAYMENT_DISAGREES = "payment_disagrees"
+    # A settlement step keeps failing or Vipps' aggregate keeps disagreeing with the decision.
+    SETTLEMENT_STUCK = "settlement_stuck"
+    # The machine charged or asked another price than the planogram's.
+    PRICE_MISMATCH = "price_mismatch"
+    # An event from a machine that the cloud could not apply: acked, recorded, not applied.
+    EVENT_REJECTED = "event_rejected"
+    # An approval that came after the approval window: released, the machine not unlocked.
+    LATE_APPROVAL = "late_approval"
+
+
+def raise_alert(
+    db: AsyncSession,
+    kind: AlertKind,
+    now: datetime,
+    detail: str,
+    *,
+    machine_id: str | None = None,
+    vend_id: str | None = None,
+) -> Alert:
+    alert = Alert(at=now, kind=kind, machine_id=machine_id, vend_id=vend_id, detail=detail[:1000])
+    db.add(alert)
+    log.warning("alert %s machine=%s vend=%s: %s", kind, machine_id, vend_id, detail)
+    return alert
+
+
+async def alerts_of(
+    db: AsyncSession, *, kind: AlertKind | None = None, vend_id: str | None = None
+) -> list[Alert]:
+    """Alerts in the order raised, optionally of one kind or one vend session."""
+    query = select(Alert).order_by(col(Alert.id))
+    if kind is not None:
+        query = query.where(Alert.kind == kind)
+    if vend_id is not None:
+        query = query.where(Alert.vend_id == vend_id)
+    return list((await db.exec(query)).all())
