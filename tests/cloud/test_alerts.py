@@ -23,7 +23,8 @@ async def test_an_alert_is_kept_with_its_session_and_listed_in_order(tmp_path: P
             stuck = await alerts_of(db, kind=AlertKind.SETTLEMENT_STUCK)
             of_vend = await alerts_of(db, vend_id="vs-1")
         assert [a.kind for a in every] == ["price_mismatch", "settlement_stuck"]
-        assert len(every[0].detail) == 1000 and every[0].machine_id == "m1"
+        assert len(every[0].detail) == 1000
+        assert every[0].machine_id == "m1"
         assert [a.detail for a in stuck] == ["stuck"] == [a.detail for a in of_vend]
     finally:
         await engine.dispose()
