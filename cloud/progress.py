@@ -15,14 +15,17 @@ from datetime import timedelta
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud import payments
+from vendgate.cloud.alerts import AlertKind, raise_alert
 from vendgate.cloud.crash import crash_point
 from vendgate.cloud.db import Payment, VendSession, transaction
 from vendgate.cloud.machines import slots_of
 from vendgate.cloud.outbox import rearm
 from vendgate.cloud.vends import (
+    ABANDONED,
     Action,
     VendInput,
     VendState,
+    approval_deadline,
     begin_settling,
     decide_settlement,
     fail_payment,
@@ -43,6 +46,13 @@ log = logging.getLogger(__name__)
 
 # A session needs at most capture, cancel, verify, receipt, close in a row; more is a bug.
 MAX_STEPS_PER_CLAIM = 10
+# A failed step waits retry_delay, doubled per failure of the session, at most this many times.
+MAX_BACKOFF_FACTOR = 64
+
+
+class SettlementDisagrees(Exception):
+    """Vipps' aggregate does not show our decision: retried with back-off like a failed call."""
+
 
 Snapshot = tuple[VendSession, Payment]
 
@@ -56,6 +66,7 @@ class Progress:
             Action.POLL: self._poll,
             Action.RESEND_COMMAND: self._resend_command,
             Action.GIVE_UP: self._give_up,
+            Action.ABANDON: self._abandon,
             Action.CAPTURE: self._capture,
             Action.CANCEL: self._cancel,
             Action.VERIFY: self._verify,
@@ -94,7 +105,7 @@ class Progress:
             return False
         try:
             await self._actions[action](vend, payment)
-        except VippsError as exc:
+        except (VippsError, SettlementDisagrees) as exc:
             await self._failed(vend_id, action, exc)
             return False
         return True
@@ -113,16 +124,32 @@ class Progress:
             db.add(vend)
             db.add(payment)
 
-    async def _failed(self, vend_id: str, action: Action, exc: VippsError) -> None:
-        log.warning("vend %s: %s failed, will retry: %s", vend_id, action, exc)
+    async def _failed(self, vend_id: str, action: Action, exc: Exception) -> None:
         now = self.ctx.clock()
         async with self._record(vend_id) as (db, vend, _payment):
             vend.failures += 1
             vend.last_error = f"{action}: {exc}"[:500]
-            # Back off (up to 64 times the delay): a refusal that lasts must not flood Vipps.
-            backoff = min(2 ** min(vend.failures - 1, 6), 64)
-            vend.due_at = now + timedelta(seconds=self.timing.retry_delay * backoff)
+            # Back off, capped: a refusal that lasts must not flood Vipps or the log.
+            wait = self.timing.retry_delay * min(2 ** (vend.failures - 1), MAX_BACKOFF_FACTOR)
+            vend.due_at = now + timedelta(seconds=wait)
             log_step(db, vend, "failed", now, vend.last_error)
+            log.warning(
+                "vend %s machine %s: %s failed (try %d, next in %.1f s): %s",
+                vend.id,
+                vend.machine_id,
+                action,
+                vend.failures,
+                wait,
+                exc,
+            )
+            if vend.failures == int(self.timing.alert_after_failures):
+                kind = (
+                    AlertKind.SETTLEMENT_STUCK
+                    if vend.state == VendState.SETTLING
+                    else AlertKind.STEP_FAILING
+                )
+                detail = f"{exc} ({action}, {vend.failures} tries so far; still retrying)"
+                raise_alert(db, kind, now, detail, machine_id=vend.machine_id, vend_id=vend.id)
 
     # -- payment ---------------------------------------------------------------------------
 
@@ -157,9 +184,25 @@ class Progress:
         polled = await payments.fetch(self.ctx.vipps, payment.reference)
         now = self.ctx.clock()
         async with self._record(vend.id) as (db, vend, payment):
-            if vend.state == VendState.AWAITING_APPROVAL:
-                payments.apply_poll(db, self.ctx.tree, vend, payment, polled, now, self.timing)
+            if vend.state != VendState.AWAITING_APPROVAL:
+                return
+            if now >= approval_deadline(vend, self.timing):
+                # The window closed while we asked: abandoning is due, not unlocking.
+                schedule(vend, payment, self.timing)
+                return
+            payments.apply_poll(db, self.ctx.tree, vend, payment, polled, now, self.timing)
         self.ctx.kick_outbox()
+
+    async def _abandon(self, vend: VendSession, payment: Payment) -> None:
+        """The customer did not approve in time: cancel the payment, free the machine now."""
+        now = self.ctx.clock()
+        window = f"not approved within {self.timing.approval_timeout:g} s"
+        async with self._record(vend.id) as (db, vend, payment):
+            if not move(db, vend, VendInput.APPROVAL_TIMED_OUT, now, window):
+                return
+            vend.end_reason, vend.ended_at = ABANDONED, now
+            vend.capture_amount, vend.cancel_amount = 0, 0
+            payment.next_poll_at, vend.due_at = None, now
 
     # -- the machine -----------------------------------------------------------------------
 
@@ -194,7 +237,12 @@ class Progress:
         crash_point("after_capture")
 
     async def _cancel(self, vend: VendSession, payment: Payment) -> None:
-        await payments.cancel(self.ctx.vipps, vend)
+        try:
+            await payments.cancel(self.ctx.vipps, vend)
+        except VippsApiError as exc:
+            # An abandoned scan whose create never reached Vipps: nothing exists to release.
+            if not (vend.end_reason == ABANDONED and exc.status == 404):
+                raise
         await self._settled_step(
             vend.id, "cancelled_at", f"{Money(vend.cancel_amount or 0, vend.currency)}"
         )
@@ -208,19 +256,39 @@ class Progress:
             vend.due_at = now
 
     async def _verify(self, vend: VendSession, payment: Payment) -> None:
-        aggregate = (await payments.fetch(self.ctx.vipps, payment.reference)).aggregate
+        try:
+            polled = await payments.fetch(self.ctx.vipps, payment.reference)
+        except VippsApiError as exc:
+            if not (vend.end_reason == ABANDONED and exc.status == 404):
+                raise
+            polled = None  # never created at Vipps: nothing reserved, nothing to check
         now = self.ctx.clock()
         async with self._record(vend.id) as (db, vend, payment):
-            payment.captured = aggregate.captured_amount.value
-            payment.cancelled = aggregate.cancelled_amount.value
-            payment.authorized, payment.updated_at = aggregate.authorized_amount.value, now
-            if _agrees(vend, payment):
-                vend.verified_at, vend.due_at = now, now
-                log_step(db, vend, "verified", now, f"{payment.captured}+{payment.cancelled}")
-                return
-            vend.last_error = f"aggregate {payment.captured}+{payment.cancelled} disagrees"
-            vend.due_at = now + timedelta(seconds=self.timing.retry_delay)
-            log.error("vend %s: %s with the decision", vend.id, vend.last_error)
+            if polled is not None:
+                aggregate = polled.aggregate
+                payment.state = polled.state
+                payment.captured = aggregate.captured_amount.value
+                payment.cancelled = aggregate.cancelled_amount.value
+                payment.authorized, payment.updated_at = aggregate.authorized_amount.value, now
+            if polled is not None and not _agrees(vend, payment):
+                raise SettlementDisagrees(
+                    f"aggregate captured {payment.captured} + cancelled {payment.cancelled} "
+                    f"of {payment.authorized} disagrees with the decision "
+                    f"({vend.capture_amount or 0} + {vend.cancel_amount or 0})"
+                )
+            vend.verified_at, vend.due_at = now, now
+            log_step(db, vend, "verified", now, f"{payment.captured}+{payment.cancelled}")
+            if vend.end_reason == ABANDONED and payment.authorized > 0:
+                vend.cancel_amount = payment.cancelled
+                detail = f"approved after the approval window; {payment.cancelled} released"
+                raise_alert(
+                    db,
+                    AlertKind.LATE_APPROVAL,
+                    now,
+                    detail,
+                    machine_id=vend.machine_id,
+                    vend_id=vend.id,
+                )
 
     async def _receipt(self, vend: VendSession, payment: Payment) -> None:
         async with transaction(self.ctx.sessions) as db:
@@ -234,12 +302,28 @@ class Progress:
         now = self.ctx.clock()
         async with self._record(vend.id) as (db, vend, _payment):
             if move(db, vend, VendInput.SETTLED, now):
-                vend.outcome = "paid" if (vend.capture_amount or 0) > 0 else "not_charged"
+                vend.outcome = _outcome(vend)
                 vend.due_at = None
 
 
+def _outcome(vend: VendSession) -> str:
+    if vend.end_reason == ABANDONED:
+        return ABANDONED
+    return "paid" if (vend.capture_amount or 0) > 0 else "not_charged"
+
+
 def _agrees(vend: VendSession, payment: Payment) -> bool:
-    """Vipps' aggregate shows exactly our decision, and nothing is left reserved."""
+    """Vipps' aggregate shows exactly our decision, and nothing is left reserved.
+
+    An abandoned scan decided nothing: it agrees when nothing was captured and nothing is
+    left reserved (a payment that ended unapproved, or a late approval released whole).
+    """
+    if vend.end_reason == ABANDONED:
+        if payment.captured != 0:
+            return False
+        if payment.state in payments.FINAL_FAILURES:
+            return True
+        return payment.state == "AUTHORIZED" and payment.cancelled == payment.authorized
     return (
         payment.captured == (vend.capture_amount or 0)
         and payment.cancelled == (vend.cancel_amount or 0)

@@ -88,8 +88,14 @@ class TimingSettings:
     # The reconciler's pass interval, and how long a claimed session stays claimed.
     reconcile_interval: float = 1.0
     work_lease: float = 30.0
-    # Back-off after a failed Vipps call in the background (same idempotency key next time).
+    # Back-off after a failed Vipps call in the background (same idempotency key next time);
+    # it doubles with every failure of a session, up to 64 times this.
     retry_delay: float = 2.0
+    # A payment the customer has not approved this long after the scan is cancelled and the
+    # machine freed (Vipps would keep it open 10 minutes). Also VENDGATE_APPROVAL_TIMEOUT.
+    approval_timeout: float = 90.0
+    # After this many failed tries of one session's step an alert is raised (once).
+    alert_after_failures: float = 5
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,9 @@ def _timing_from_env(env: Mapping[str, str]) -> TimingSettings:
         name: float(env.get(f"{ENV}{name.upper()}_S", getattr(defaults, name)))
         for name in defaults.__dataclass_fields__
     }
+    # The name operators are told about (docs/cloud.md); the _S form works too.
+    if f"{ENV}APPROVAL_TIMEOUT" in env:
+        values["approval_timeout"] = float(env[f"{ENV}APPROVAL_TIMEOUT"])
     return TimingSettings(**values)
 
 

@@ -31,6 +31,8 @@ class AlertKind(StrEnum):
     EVENT_REJECTED = "event_rejected"
     # An approval that came after the approval window: released, the machine not unlocked.
     LATE_APPROVAL = "late_approval"
+    # Some other step of a session (creating the payment, polling) keeps failing.
+    STEP_FAILING = "step_failing"
 
 
 def raise_alert(

@@ -10,13 +10,12 @@ from ._calls import (
     post_receipt,
     receipt,
 )
-from ._poller import apply_payment_state, apply_poll
+from ._poller import apply_poll, unlock_amount
 from ._webhooks import CheckedIn, ensure_webhook_registered, verify, webhook_handler
 
 __all__ = [
     "FINAL_FAILURES",
     "CheckedIn",
-    "apply_payment_state",
     "apply_poll",
     "cancel",
     "capture",
@@ -26,6 +25,7 @@ __all__ = [
     "fetch",
     "post_receipt",
     "receipt",
+    "unlock_amount",
     "verify",
     "webhook_handler",
 ]

@@ -1,9 +1,10 @@
-"""The Vipps webhook endpoint: verify the signature, record the event once, answer fast.
+"""The Vipps webhook endpoint: verify the signature, take the hint, answer fast.
 
-ePayment events move the session (AUTHORIZED unlocks the machine; ABORTED, EXPIRED and
-TERMINATED close it); a ``user.checked-in.v1`` for a machine's callback QR starts a purchase
-with the customer's token. Repeats (Vipps may deliver one event twice) are keyed on
-reference + event name and change nothing.
+An ePayment event is only a hint, however well signed: it makes the reconciler read the
+payment back now (``GET /epayment/v1/payments/{reference}``), and that read moves the session
+(``_poller``). An AUTHORIZED event naming another amount or currency than the reservation is
+alerted. A ``user.checked-in.v1`` for a machine's callback QR starts a purchase with the
+customer's token; a repeated check-in (keyed on QR + token) starts nothing twice.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -19,7 +21,9 @@ from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from vendgate.cloud.alerts import AlertKind, raise_alert
 from vendgate.cloud.context import CloudContext
 from vendgate.cloud.db import (
     Machine,
@@ -30,6 +34,7 @@ from vendgate.cloud.db import (
     transaction,
 )
 from vendgate.cloud.errors import BadWebhook, MachineUnavailable, MalformedWebhook
+from vendgate.cloud.vends import VendState, schedule
 from vendgate.cloud.vipps import (
     CHECKED_IN_EVENT,
     EPAYMENT_EVENTS,
@@ -38,8 +43,6 @@ from vendgate.cloud.vipps import (
     WebhookVerificationError,
     WebhookVerifier,
 )
-
-from ._poller import apply_payment_state
 
 log = logging.getLogger(__name__)
 
@@ -114,38 +117,43 @@ def _decode(body: bytes, type_: type[T]) -> T:
 
 
 async def _payment_event(ctx: CloudContext, event: WebhookEvent) -> None:
-    key = f"webhook:{event.reference}:{event.name}"
+    """A hint: check what it claims against our reservation, then have the payment read back.
+
+    Not deduplicated: a repeat costs one more read of the payment and moves nothing.
+    """
     now = ctx.clock()
-    try:
-        async with transaction(ctx.sessions) as db:
-            if await db.get(ProcessedMessage, key) is not None:
-                log.info("duplicate webhook %s", key)
-                return
-            db.add(ProcessedMessage(key=key, received_at=now))
-            vend = await db.get(VendSession, event.reference)
-            payment = await db.get(Payment, event.reference)
-            if vend is None or payment is None:
-                log.warning("webhook for unknown payment %s", event.reference)
-                return
-            if event.success:
-                amount = event.amount.value
-                apply_payment_state(
-                    db,
-                    ctx.tree,
-                    vend,
-                    payment,
-                    event.name,
-                    amount,
-                    now,
-                    ctx.settings.timing,
-                    "webhook",
-                )
-                db.add(vend)
-                db.add(payment)
-    except IntegrityError:
-        log.info("webhook %s recorded concurrently", key)
-    ctx.kick_outbox()
+    async with transaction(ctx.sessions) as db:
+        vend = await db.get(VendSession, event.reference)
+        payment = await db.get(Payment, event.reference)
+        if vend is None or payment is None:
+            log.warning("webhook for unknown payment %s", event.reference)
+            return
+        log.info("vend %s: webhook %s (a hint: reading the payment back)", vend.id, event.name)
+        _alert_if_it_disagrees(db, event, vend, payment, now)
+        if vend.state == VendState.AWAITING_APPROVAL:
+            payment.next_poll_at = now
+            schedule(vend, payment, ctx.settings.timing)
+            db.add(vend)
+            db.add(payment)
     ctx.kick_work()
+
+
+def _alert_if_it_disagrees(
+    db: AsyncSession, event: WebhookEvent, vend: VendSession, payment: Payment, now: datetime
+) -> None:
+    claimed = event.amount
+    if event.name != "AUTHORIZED" or (claimed.value, claimed.currency) == (
+        payment.amount,
+        payment.currency,
+    ):
+        return
+    detail = (
+        f"webhook AUTHORIZED names {claimed.value} {claimed.currency}, "
+        f"reserved {payment.amount} {payment.currency}; not acted on"
+    )
+    raise_alert(
+        db, AlertKind.PAYMENT_DISAGREES, now, detail, machine_id=vend.machine_id, vend_id=vend.id
+    )
 
 
 async def _checked_in(ctx: CloudContext, checkin: CheckedIn) -> None:

@@ -1,6 +1,13 @@
 """Vend sessions: the state machine, settlement decisions, and the rules applied to the rows."""
 
-from ._schedule import Action, next_action, schedule, settle_progress
+from ._schedule import (
+    ABANDONED,
+    Action,
+    approval_deadline,
+    next_action,
+    schedule,
+    settle_progress,
+)
 from ._service import (
     add_line,
     authorize,
@@ -29,6 +36,7 @@ from ._settlement import (
 from ._states import OPEN_STATES, TRANSITIONS, VendInput, VendState, is_open, next_state
 
 __all__ = [
+    "ABANDONED",
     "OPEN_STATES",
     "TRANSITIONS",
     "Action",
@@ -40,6 +48,7 @@ __all__ = [
     "VendInput",
     "VendState",
     "add_line",
+    "approval_deadline",
     "authorize",
     "begin_settling",
     "decide_settlement",

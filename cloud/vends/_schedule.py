@@ -22,6 +22,7 @@ class Action(StrEnum):
     POLL = "poll"
     RESEND_COMMAND = "resend_command"
     GIVE_UP = "give_up"  # the machine never reported: settle with what is known
+    ABANDON = "abandon"  # the customer never approved: cancel the payment, free the machine
     CAPTURE = SettleStep.CAPTURE.value
     CANCEL = SettleStep.CANCEL.value
     VERIFY = SettleStep.VERIFY.value
@@ -29,10 +30,14 @@ class Action(StrEnum):
     CLOSE = "close"
 
 
+ABANDONED = "abandoned"  # end_reason and outcome of a session the customer never approved
+
+
 def settle_progress(vend: VendSession) -> SettleProgress:
     return SettleProgress(
         capture=vend.capture_amount or 0,
         cancel=vend.cancel_amount or 0,
+        release_all=vend.end_reason == ABANDONED,
         captured=vend.captured_at is not None,
         cancelled=vend.cancelled_at is not None,
         verified=vend.verified_at is not None,
@@ -53,11 +58,16 @@ def _times(
 ) -> dict[Action, datetime]:
     """Each action the session may need, and from when."""
     state = VendState(vend.state)
+    abandon_at = approval_deadline(vend, timing)
     if state is VendState.CREATING:
-        return {Action.CREATE_PAYMENT: as_utc(vend.due_at or vend.created_at)}
+        created = as_utc(vend.due_at or vend.created_at)
+        return {Action.CREATE_PAYMENT: created, Action.ABANDON: abandon_at}
     if state is VendState.AWAITING_APPROVAL:
         poll = payment.next_poll_at if payment is not None else None
-        return {Action.POLL: as_utc(poll)} if poll is not None else {}
+        times = {Action.ABANDON: abandon_at}
+        if poll is not None:
+            times[Action.POLL] = as_utc(poll)
+        return times
     if state in (VendState.AUTHORIZED, VendState.VENDING):
         times: dict[Action, datetime] = {}
         if vend.settle_by is not None:
@@ -73,13 +83,20 @@ def _times(
     return {}
 
 
+def approval_deadline(vend: VendSession, timing: TimingSettings) -> datetime:
+    """When a scan the customer has not approved is abandoned."""
+    return as_utc(vend.created_at) + timedelta(seconds=timing.approval_timeout)
+
+
 def next_action(
     vend: VendSession, payment: Payment | None, now: datetime, timing: TimingSettings
 ) -> Action | None:
-    """The action due now, or None. Giving up wins over re-sending."""
+    """The action due now, or None. Deadlines win: giving up over re-sending, abandoning
+    over polling (an approval first seen after the window unlocks nothing)."""
     due = [action for action, at in _times(vend, payment, timing).items() if at <= now]
-    if Action.GIVE_UP in due:
-        return Action.GIVE_UP
+    for deadline in (Action.GIVE_UP, Action.ABANDON):
+        if deadline in due:
+            return deadline
     return due[0] if due else None
 
 

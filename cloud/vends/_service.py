@@ -60,6 +60,17 @@ def move(
     vend.state, vend.is_open, vend.updated_at = target, is_open(target), now
     if target is VendState.CLOSED:
         vend.closed_at = now
+    # The vend id is also the Vipps reference: one line ties the machine, the payment and
+    # the step together for whoever reads the log.
+    log.info(
+        "vend %s machine %s: %s -> %s on %s%s",
+        vend.id,
+        vend.machine_id,
+        current,
+        target,
+        event,
+        f" ({detail})" if detail else "",
+    )
     log_step(db, vend, event, now, detail)
     db.add(vend)
     return True

@@ -60,6 +60,9 @@ class SettleStep(StrEnum):
 class SettleProgress:
     capture: int
     cancel: int
+    # An abandoned scan: cancel whatever Vipps holds (maybe nothing, maybe a late approval)
+    # and check nothing is left, though no amount was decided.
+    release_all: bool = False
     captured: bool = False
     cancelled: bool = False
     verified: bool = False
@@ -70,9 +73,10 @@ def next_settle_step(progress: SettleProgress) -> SettleStep | None:
     """The next money step, or None when the session is settled."""
     if progress.capture > 0 and not progress.captured:
         return SettleStep.CAPTURE
-    if progress.cancel > 0 and not progress.cancelled:
+    if (progress.cancel > 0 or progress.release_all) and not progress.cancelled:
         return SettleStep.CANCEL
-    if (progress.capture > 0 or progress.cancel > 0) and not progress.verified:
+    moved = progress.capture > 0 or progress.cancel > 0 or progress.release_all
+    if moved and not progress.verified:
         return SettleStep.VERIFY
     if progress.capture > 0 and not progress.receipt_posted:
         return SettleStep.RECEIPT

@@ -5,6 +5,7 @@
     creating ──payment_created──▶ awaiting_approval ──payment_authorized──▶ authorized
        │  └──────────────payment_authorized───────────────────────────────────▲   │
        └─payment_failed─▶ closed ◀─payment_failed─ awaiting_approval            │
+    creating / awaiting_approval ──approval_timed_out──▶ settling (cancel only)  │
                                                                                 │
     authorized ──edge_started / edge_dispensed──▶ vending                       │
     authorized ──edge_rejected / edge_ended / deadline_passed──▶ settling ◀─────┘
@@ -37,6 +38,7 @@ class VendInput(StrEnum):
     EDGE_REJECTED = "edge_rejected"
     EDGE_ENDED = "edge_ended"
     DEADLINE_PASSED = "deadline_passed"  # the machine never reported in time
+    APPROVAL_TIMED_OUT = "approval_timed_out"  # the customer did not approve in the window
     SETTLED = "settled"
 
 
@@ -49,6 +51,9 @@ TRANSITIONS: dict[tuple[VendState, VendInput], VendState] = {
     (S.CREATING, In.PAYMENT_FAILED): S.CLOSED,
     (S.AWAITING_APPROVAL, In.PAYMENT_AUTHORIZED): S.AUTHORIZED,
     (S.AWAITING_APPROVAL, In.PAYMENT_FAILED): S.CLOSED,
+    # A walk-away: cancel the payment (whatever Vipps reserved is released), free the machine.
+    (S.CREATING, In.APPROVAL_TIMED_OUT): S.SETTLING,
+    (S.AWAITING_APPROVAL, In.APPROVAL_TIMED_OUT): S.SETTLING,
     (S.AUTHORIZED, In.EDGE_STARTED): S.VENDING,
     # `dispensed` overtook `started`: the session evidently started.
     (S.AUTHORIZED, In.EDGE_DISPENSED): S.VENDING,

@@ -22,6 +22,7 @@ from flow_support import (
     seed_machine,
     sqlite_url,
     vends_of,
+    wait_for_state,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -225,7 +226,7 @@ async def scan_and_abort(cloud: Cloud, machine_id: str) -> None:
     vend = (await vends_of(cloud.ctx, machine_id))[-1]
     cloud.sim.payments.reject(cloud.sim.payments.find(vend.id))
     await cloud.sim.webhooks_idle()
-    assert (await vends_of(cloud.ctx, machine_id))[-1].state == "closed"
+    await wait_for_state(cloud.ctx, vend.id, "closed")
 
 
 def assert_rate_limited_page(response: httpx.Response) -> int:

@@ -57,9 +57,20 @@ def test_a_repeated_event_changes_nothing_after_the_first(
 
 @given(st.lists(st.sampled_from(list(VendInput)), max_size=30))
 def test_money_can_only_be_settled_after_authorization(events: list[VendInput]) -> None:
+    """Settling without an authorization is only the release of an abandoned scan."""
     visited = run(events)
-    if VendState.SETTLING in visited:
-        assert VendState.AUTHORIZED in visited
+    if VendState.SETTLING in visited and VendState.AUTHORIZED not in visited:
+        first_settling = visited.index(VendState.SETTLING)
+        assert events[first_settling - 1] is VendInput.APPROVAL_TIMED_OUT
+
+
+@given(st.lists(st.sampled_from(list(VendInput)), max_size=30))
+def test_an_approval_after_the_window_never_unlocks(events: list[VendInput]) -> None:
+    timed_out = [*events, VendInput.APPROVAL_TIMED_OUT]
+    visited = run(timed_out)
+    after = run([*timed_out, VendInput.PAYMENT_AUTHORIZED, *events])
+    if visited[-1] is VendState.SETTLING and VendState.AUTHORIZED not in visited:
+        assert VendState.AUTHORIZED not in after
 
 
 def test_the_machine_is_busy_exactly_until_the_edge_is_done() -> None:
