@@ -64,10 +64,10 @@ def _times(
         return {Action.CREATE_PAYMENT: created, Action.ABANDON: abandon_at}
     if state is VendState.AWAITING_APPROVAL:
         poll = payment.next_poll_at if payment is not None else None
-        times = {Action.ABANDON: abandon_at}
+        waiting: dict[Action, datetime] = {Action.ABANDON: abandon_at}
         if poll is not None:
-            times[Action.POLL] = as_utc(poll)
-        return times
+            waiting[Action.POLL] = as_utc(poll)
+        return waiting
     if state in (VendState.AUTHORIZED, VendState.VENDING):
         times: dict[Action, datetime] = {}
         if vend.settle_by is not None:
