@@ -277,3 +277,23 @@ async def test_a_disagreeing_settlement_backs_off_counts_and_alerts_once(
     events = [event.name for event in ledger(cloud.sim, vend.id).events]
     assert events.count("CAPTURED") == 2  # the rogue one and ours
     assert events.count("CANCELLED") == 1
+
+
+# -- finding 9: the cloud logs every session transition ---------------------------------------
+
+
+async def test_every_session_transition_is_one_info_line_with_vend_and_machine(
+    cloud: Cloud, clock: SteppedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="vendgate.cloud")
+    vend = await scanned(cloud)
+    clock.advance(TIMING.approval_timeout + 1)
+    await run_reconciler(cloud)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"vend {vend.id}")]
+    transitions = [line for line in lines if " -> " in line]
+    assert transitions == [
+        f"vend {vend.id} machine m1: creating -> awaiting_approval on payment_created",
+        f"vend {vend.id} machine m1: awaiting_approval -> settling on approval_timed_out"
+        f" (not approved within 90 s)",
+        f"vend {vend.id} machine m1: settling -> closed on settled",
+    ]
