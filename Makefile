@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-fast lint format bench clean
+.PHONY: help install demo test test-fast lint format bench wheel-check clean
 
 help:
 	@echo "make demo     run the demo (creates .venv and installs on first use)"
@@ -13,6 +13,7 @@ help:
 	@echo "make test-fast  only the pure tier (no broker, no database, no pty)"
 	@echo "make lint     ruff and mypy"
 	@echo "make bench    run the benchmarks and print their figures"
+	@echo "make wheel-check  build the wheel, install it in a fresh venv, migrate and run the demo"
 
 install: $(STAMP)
 
@@ -52,6 +53,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+wheel-check: $(STAMP)
+	bash .ci/wheel-check
 
 clean:
 	rm -rf $(VENV) .typecheck .pytest_cache .mypy_cache .ruff_cache build *.egg-info
