@@ -46,6 +46,7 @@ lint: $(STAMP)
 	@ln -s ../../edge $(TYPECHECK)/edge; ln -s ../../cloud $(TYPECHECK)/cloud
 	@ln -s ../../protocol $(TYPECHECK)/protocol; ln -s ../../firmware-sim $(TYPECHECK)/boardsim
 	cd .typecheck && ../$(BIN)/mypy -p vendgate
+	cd .typecheck && ../$(BIN)/lint-imports --config ../pyproject.toml --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff format .

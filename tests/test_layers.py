@@ -1,0 +1,65 @@
+"""The import contracts of pyproject.toml hold, and a deliberate violation breaks them.
+
+``make lint`` runs ``lint-imports`` on a mirror of the installed namespace (vendgate/edge ->
+edge/, ...); here the same mirror is built in a temporary folder, once as it is and once with
+one forbidden import added to a copy of ``protocol``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FOLDERS = {"edge": "edge", "cloud": "cloud", "protocol": "protocol", "boardsim": "firmware-sim"}
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def mirror(root: Path, *, copy_protocol: bool = False) -> Path:
+    package = root / "vendgate"
+    package.mkdir()
+    for entry in (REPO / "vendgate").iterdir():
+        if entry.name != "__pycache__":
+            (package / entry.name).symlink_to(entry)
+    for name, folder in FOLDERS.items():
+        if copy_protocol and name == "protocol":
+            shutil.copytree(REPO / folder, package / name)
+        else:
+            (package / name).symlink_to(REPO / folder)
+    return package
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(REPO / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _needs_import_linter() -> None:
+    if not LINT_IMPORTS.exists():
+        pytest.skip("import-linter is not installed (make install brings it)")
+
+
+def test_the_tree_keeps_every_contract(tmp_path: Path) -> None:
+    mirror(tmp_path)
+    result = lint_imports(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_protocol_importing_the_cloud_breaks_the_build(tmp_path: Path) -> None:
+    package = mirror(tmp_path, copy_protocol=True)
+    (package / "protocol" / "_violation.py").write_text("import vendgate.cloud.settings\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "protocol imports no program BROKEN" in result.stdout
