@@ -53,7 +53,13 @@ def apply_poll(
     timing: TimingSettings,
 ) -> None:
     """A poll result: unlock, close, or look again in ``poll_interval`` seconds."""
-    if not _apply_state(db, tree, vend, row, polled, now, timing):
+    if polled.state in FINAL_FAILURES:
+        moved = fail_payment(db, vend, row, polled.state, now)
+    elif polled.state == "AUTHORIZED":
+        moved = _unlock(db, tree, vend, row, polled, now, timing)
+    else:
+        moved = False
+    if not moved:
         row.state = polled.state
         row.next_poll_at = now + timedelta(seconds=timing.poll_interval)
         schedule(vend, row, timing)
@@ -62,7 +68,7 @@ def apply_poll(
     db.add(vend)
 
 
-def _apply_state(
+def _unlock(
     db: AsyncSession,
     tree: TopicTree,
     vend: VendSession,
@@ -71,10 +77,6 @@ def _apply_state(
     now: datetime,
     timing: TimingSettings,
 ) -> bool:
-    if polled.state in FINAL_FAILURES:
-        return fail_payment(db, vend, row, polled.state, now)
-    if polled.state != "AUTHORIZED":
-        return False
     amount, problem = unlock_amount(polled, Money(row.amount, row.currency))
     if problem is not None:
         detail = f"payment {row.reference}: {problem}"
