@@ -6,6 +6,7 @@
     ├── NotFound                unknown machine, session or page (404)
     ├── MachineUnavailable      offline, busy or disabled at scan time (409, friendly page)
     ├── RateLimited             too many scans of one machine, or polls of one page (429)
+    ├── InvalidPlanogram        a slot the cloud could not sell, price or put on a receipt (422)
     ├── PaymentStartFailed      Vipps refused or did not answer the create call (502)
     ├── BadWebhook              a webhook with a bad signature, hash, date or body (401/400)
     └── HttpRefusal             Litestar's own: no such route, method not allowed (404, 405, ...)
@@ -84,6 +85,22 @@ class RateLimited(VendgateError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class InvalidPlanogram(VendgateError, ValueError):
+    """A planogram slot out of bounds, or an item number given twice (422).
+
+    ``field`` names the offending field (``item``, ``name``, ``price``, ``vat_rate``) and
+    ``item`` the slot's item number, so a caller can point at it; ``detail`` says both.
+    """
+
+    status_code = 422
+    title = "Invalid planogram"
+
+    def __init__(self, detail: str, *, field: str, item: object) -> None:
+        super().__init__(detail)
+        self.field = field
+        self.item = item
 
 
 class HttpRefusal(VendgateError):
