@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 from litestar import Litestar, MediaType, Request, Response, get
-from litestar.datastructures import State
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.types import Message, Scope
 
 from vendgate.cloud.db import create_engine, is_postgres, session_factory, upgrade_to_head
 from vendgate.cloud.vipps import VippsClient
@@ -26,8 +27,8 @@ from vendgate.protocol.mqtt import TopicFilter, TopicTree
 
 from .clock import Clock, system_clock
 from .context import CloudContext
-from .customer import CustomerController, CustomerLimits, error_page
-from .errors import RateLimited, VendgateError
+from .customer import CONTENT_SECURITY_POLICY, CustomerController, CustomerLimits, error_page
+from .errors import HttpRefusal, VendgateError
 from .mqtt import MessageHandler, MqttLink, run_publisher
 from .payments import ensure_webhook_registered, webhook_handler
 from .reconciler import Reconciler
@@ -37,6 +38,13 @@ log = logging.getLogger(__name__)
 
 CUSTOMER_PAGE_PREFIXES = ("/m/", "/s/")
 VIPPS_TIMEOUT = 10.0
+# On every response: the customer's pages allow only their own inline script and style, and
+# nothing may frame them or be read as another type than the one sent.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
 
 
 def provide_ctx(state: State) -> CloudContext:
@@ -51,15 +59,17 @@ async def healthz(state: State) -> dict[str, bool]:
 
 
 def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[object]:
-    """One handler: friendly HTML on customer pages, RFC 7807 problem+json elsewhere."""
+    """One handler: friendly HTML on customer pages, RFC 7807 problem+json elsewhere.
+
+    The error's own headers (``Retry-After`` on 429, ``Allow`` on 405) go out on both.
+    """
     if not isinstance(exc, VendgateError):
         if isinstance(exc, HTTPException):
-            exc = _as_vendgate(exc)
+            exc = HttpRefusal(exc.status_code, exc.detail, exc.headers)
         else:
             log.exception("unhandled error on %s", request.url.path, exc_info=exc)
             exc = VendgateError("something went wrong on our side")
-    path = request.url.path
-    headers = exc.headers if isinstance(exc, RateLimited) else None
+    path, headers = request.url.path, exc.headers
     if path.startswith(CUSTOMER_PAGE_PREFIXES) and not path.endswith("/state"):
         return Response(
             error_page(exc), status_code=exc.status_code, media_type=MediaType.HTML, headers=headers
@@ -75,10 +85,12 @@ def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[object
     )
 
 
-def _as_vendgate(exc: HTTPException) -> VendgateError:
-    error = VendgateError(exc.detail)
-    error.status_code, error.title = exc.status_code, exc.detail
-    return error
+async def add_security_headers(message: Message, scope: Scope) -> None:
+    """On every response, errors and the router's own 404/405 included (a ``before_send`` hook)."""
+    if message["type"] == "http.response.start":
+        headers = MutableScopeHeaders.from_message(message)
+        for name, value in SECURITY_HEADERS.items():
+            headers[name] = value
 
 
 def create_app(
@@ -137,6 +149,7 @@ def create_app(
         route_handlers=[CustomerController, webhook_handler(settings.webhooks.path), healthz],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
         exception_handlers={Exception: on_error},
+        before_send=[add_security_headers],
         lifespan=[database, vipps, context, background],
         openapi_config=None,
     )

@@ -6,13 +6,16 @@
     ├── NotFound                unknown machine, session or page (404)
     ├── MachineUnavailable      offline, busy or disabled at scan time (409, friendly page)
     ├── RateLimited             too many scans of one machine, or polls of one page (429)
+    ├── InvalidPlanogram        a slot the cloud could not sell, price or put on a receipt (422)
     ├── PaymentStartFailed      Vipps refused or did not answer the create call (502)
-    └── BadWebhook              a webhook with a bad signature, hash, date or body (401/400)
+    ├── BadWebhook              a webhook with a bad signature, hash, date or body (401/400)
+    └── HttpRefusal             Litestar's own: no such route, method not allowed (404, 405, ...)
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -23,6 +26,11 @@ class VendgateError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers the answer must carry (``Retry-After``, ``Allow``, ...)."""
+        return {}
 
 
 class NotFound(VendgateError):
@@ -77,3 +85,35 @@ class RateLimited(VendgateError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class InvalidPlanogram(VendgateError, ValueError):
+    """A planogram slot out of bounds, or an item number given twice (422).
+
+    ``field`` names the offending field (``item``, ``name``, ``price``, ``vat_rate``) and
+    ``item`` the slot's item number, so a caller can point at it; ``detail`` says both.
+    """
+
+    status_code = 422
+    title = "Invalid planogram"
+
+    def __init__(self, detail: str, *, field: str, item: object) -> None:
+        super().__init__(detail)
+        self.field = field
+        self.item = item
+
+
+class HttpRefusal(VendgateError):
+    """Litestar refused the request itself (no route, wrong method, bad parameter).
+
+    Keeps the status and the headers Litestar put on it: ``Allow`` on a 405 (RFC 9110 15.5.6).
+    """
+
+    def __init__(self, status_code: int, detail: str, headers: Mapping[str, str] | None) -> None:
+        super().__init__(detail)
+        self.status_code, self.title = status_code, detail
+        self._headers = dict(headers or {})
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._headers

@@ -4,10 +4,11 @@ from vendgate.cloud.errors import RateLimited
 
 from ._controllers import CustomerController
 from ._limits import CustomerLimits
-from ._pages import error_page, status_page
+from ._pages import CONTENT_SECURITY_POLICY, error_page, status_page
 from ._service import Started, StatusView, customer_state, start_purchase, status_view
 
 __all__ = [
+    "CONTENT_SECURITY_POLICY",
     "CustomerController",
     "CustomerLimits",
     "RateLimited",

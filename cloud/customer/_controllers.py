@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get
+from litestar import Controller, MediaType, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 from litestar.response import Redirect
@@ -13,7 +13,8 @@ from ._limits import CustomerLimits, provide_limits
 from ._pages import status_page
 from ._service import StatusView, start_purchase, status_view
 
-HTML = "text/html; charset=utf-8"
+# Litestar adds "; charset=utf-8" to every text/* media type itself.
+HTML = MediaType.HTML
 
 
 class CustomerController(Controller):

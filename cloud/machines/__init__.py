@@ -8,6 +8,7 @@ from ._service import (
     slots_of,
     unavailability,
     upsert_machine,
+    validate_planogram,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "slots_of",
     "unavailability",
     "upsert_machine",
+    "validate_planogram",
 ]

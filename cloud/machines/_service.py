@@ -11,16 +11,55 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud.clock import as_utc
 from vendgate.cloud.db import Machine, Slot, VendSession
-from vendgate.cloud.errors import NotFound, Unavailability
+from vendgate.cloud.errors import InvalidPlanogram, NotFound, Unavailability
 from vendgate.protocol.mqtt import Status, StatusState, validate_machine_id
+
+# Bounds of a planogram slot: MDB's item numbers are 16 bits and its widest money field a
+# signed 32-bit count of minor units; VAT is in hundredths of a percent (Vipps' taxRate);
+# the name fits the slots.name column (cloud/db/models.py) and is printed on receipts.
+ITEM_RANGE = range(0, 0xFFFF + 1)
+PRICE_RANGE = range(1, 2**31)
+VAT_RANGE = range(0, 10_000 + 1)
+NAME_MAX = 100
 
 
 @dataclass(frozen=True)
 class SlotSpec:
+    """One planogram entry; refuses (``InvalidPlanogram``) what could not be sold as given."""
+
     item: int
     name: str
     price: int
     vat_rate: int = 2500
+
+    def __post_init__(self) -> None:
+        self._check_number("item", self.item, ITEM_RANGE, "(an MDB item number)")
+        self._check_number("price", self.price, PRICE_RANGE, "minor units")
+        self._check_number("vat_rate", self.vat_rate, VAT_RANGE, "hundredths of a percent")
+        if not isinstance(self.name, str) or not self.name.strip():
+            self._refuse("name", f"name must not be empty, got {self.name!r}")
+        if len(self.name) > NAME_MAX:
+            self._refuse("name", f"name must be at most {NAME_MAX} characters")
+
+    def _check_number(self, field: str, value: object, bounds: range, unit: str) -> None:
+        # bool is an int to Python, never to an operator.
+        if isinstance(value, bool) or not isinstance(value, int) or value not in bounds:
+            span = f"{bounds.start}..{bounds.stop - 1}"
+            self._refuse(field, f"{field} must be {span} {unit}, got {value!r}")
+
+    def _refuse(self, field: str, text: str) -> None:
+        name = f" ({self.name})" if isinstance(self.name, str) and self.name.strip() else ""
+        raise InvalidPlanogram(f"slot {self.item!r}{name}: {text}", field=field, item=self.item)
+
+
+def validate_planogram(slots: Sequence[SlotSpec]) -> None:
+    """Refuse an item number given twice (each slot checked itself when it was made)."""
+    seen: set[int] = set()
+    for spec in slots:
+        if spec.item in seen:
+            text = f"item {spec.item} appears more than once in the planogram"
+            raise InvalidPlanogram(text, field="item", item=spec.item)
+        seen.add(spec.item)
 
 
 def unavailability(
@@ -68,8 +107,12 @@ async def upsert_machine(
     currency: str = "NOK",
     callback_qr_id: str | None = None,
 ) -> Machine:
-    """Create or replace a machine and its planogram (tests, the demo, `cloud add-machine`)."""
+    """Create or replace a machine and its planogram (tests, the demo, `cloud add-machine`).
+
+    Raises ``MachineIdError`` or ``InvalidPlanogram`` before writing anything.
+    """
     validate_machine_id(machine_id)
+    validate_planogram(slots)
     machine = await db.get(Machine, machine_id) or Machine(id=machine_id, name=name, created_at=now)
     machine.name, machine.currency, machine.callback_qr_id = name, currency, callback_qr_id
     db.add(machine)

@@ -9,11 +9,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import signal
 import socket
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+SLOT_FORMAT = "ITEM:NAME:PRICE[:VAT]"
+DATABASE_URL_FORMS = "sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASSWORD@HOST/DB"
 
 
 def register(subparsers: Any) -> None:
@@ -47,7 +54,7 @@ def register(subparsers: Any) -> None:
         "--slot",
         action="append",
         default=[],
-        metavar="ITEM:NAME:PRICE[:VAT]",
+        metavar=SLOT_FORMAT,
         help="price in minor units, VAT in hundredths of a percent (default 2500 = 25 %%)",
     )
     add.add_argument("--currency", default="NOK")
@@ -56,11 +63,11 @@ def register(subparsers: Any) -> None:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    from vendgate.cloud.db import create_engine, upgrade_to_head
+    from vendgate.cloud.db import upgrade_to_head
     from vendgate.cloud.settings import CloudSettings
 
     async def migrate() -> None:
-        engine = create_engine(CloudSettings.from_env().database.url)
+        engine = await open_database(CloudSettings.from_env().database.url)
         try:
             await upgrade_to_head(engine)
         finally:
@@ -71,30 +78,72 @@ def run_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def open_database(url: str) -> AsyncEngine:
+    """An engine on ``url`` that has connected once: a database we cannot use is one line."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError
+
+    from vendgate.cli import CommandError, database_error_text, os_error_text
+    from vendgate.cloud.db import create_engine
+
+    def refused(exc: Exception) -> CommandError:
+        why = os_error_text(exc) if isinstance(exc, OSError) else database_error_text(exc)
+        return CommandError(f"cannot use the database {shown_url(url)}: {why}")
+
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, InvalidRequestError, ImportError) as exc:
+        # Not a URL, an unknown dialect, a driver not installed or not an asyncio one.
+        why = f"{database_error_text(exc)} (want {DATABASE_URL_FORMS})"
+        raise CommandError(f"VENDGATE_DATABASE_URL: {why}") from exc
+    except OSError as exc:  # the SQLite file's folder cannot be made
+        raise refused(exc) from exc
+    try:
+        async with engine.connect():
+            pass
+    except (DBAPIError, OSError) as exc:
+        await engine.dispose()
+        raise refused(exc) from exc
+    return engine
+
+
+def shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def parse_slot(text: str) -> Any:
+    """``--slot ITEM:NAME:PRICE[:VAT]`` as a SlotSpec; its bounds are SlotSpec's own."""
+    from vendgate.cli import USAGE_EXIT, CommandError
     from vendgate.cloud.machines import SlotSpec
 
     parts = text.split(":")
     if len(parts) not in (3, 4):
-        raise argparse.ArgumentTypeError(f"slot must be ITEM:NAME:PRICE[:VAT], got {text!r}")
+        raise CommandError(f"--slot {text!r}: want {SLOT_FORMAT}", USAGE_EXIT)
+    numbers = dict(zip(("ITEM", "PRICE", "VAT"), [parts[0], *parts[2:]], strict=False))
+    for label, value in numbers.items():
+        if not re.fullmatch(r"-?[0-9]+", value):
+            raise CommandError(
+                f"--slot {text!r}: {label} must be a whole number, got {value!r}", USAGE_EXIT
+            )
     vat = int(parts[3]) if len(parts) == 4 else 2500
     return SlotSpec(item=int(parts[0]), name=parts[1], price=int(parts[2]), vat_rate=vat)
 
 
 def run_add_machine(args: argparse.Namespace) -> int:
     from vendgate.cloud.clock import system_clock
-    from vendgate.cloud.db import create_engine, session_factory, transaction, upgrade_to_head
-    from vendgate.cloud.machines import upsert_machine
+    from vendgate.cloud.db import session_factory, transaction, upgrade_to_head
+    from vendgate.cloud.machines import upsert_machine, validate_planogram
     from vendgate.cloud.settings import CloudSettings
+    from vendgate.protocol.mqtt import validate_machine_id
 
-    try:
-        slots = [parse_slot(text) for text in args.slot]
-    except (argparse.ArgumentTypeError, ValueError) as exc:
-        print(f"vendgate cloud add-machine: {exc}", file=sys.stderr)
-        return 2
+    # All of what was typed is checked before the database is opened.
+    validate_machine_id(args.machine_id)
+    slots = [parse_slot(text) for text in args.slot]
+    validate_planogram(slots)
 
     async def add() -> None:
-        engine = create_engine(CloudSettings.from_env().database.url)
+        engine = await open_database(CloudSettings.from_env().database.url)
         try:
             await upgrade_to_head(engine)
             async with transaction(session_factory(engine)) as db:
@@ -116,6 +165,9 @@ def run_add_machine(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from vendgate.cloud.settings import CloudSettings
+
+    settings = CloudSettings.from_env()
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -123,10 +175,10 @@ def run_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"vendgate cloud: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(serve(sock))
+    return asyncio.run(serve(sock, settings))
 
 
-async def serve(sock: socket.socket) -> int:
+async def serve(sock: socket.socket, settings: Any) -> int:
     import uvicorn
 
     from vendgate.cloud.app import create_app
@@ -137,17 +189,21 @@ async def serve(sock: socket.socket) -> int:
             # Exit 0 after a clean shutdown on SIGTERM rather than re-raising the signal.
             yield
 
+    await (await open_database(settings.database.url)).dispose()  # one line if unusable
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    config = uvicorn.Config(create_app(), log_level="warning", lifespan="on")
-    server = Server(config)
+    app = create_app(settings)
+    # The app's lifespan runs here, not in uvicorn: a failure to start raises to the
+    # command line (one line for known errors) instead of uvicorn logging a traceback.
+    server = Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
-        await asyncio.sleep(0.02)
-    if server.started:
-        print(url, flush=True)
-    await serving
+    async with app.lifespan():
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
+            await asyncio.sleep(0.02)
+        if server.started:
+            print(url, flush=True)
+        await serving
     return 0 if server.started else 1
