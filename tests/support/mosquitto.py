@@ -17,6 +17,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CLOUD_USER = "vendgate-cloud"
+# Client id = username on Mosquitto (use_username_as_clientid), so a second replica needs its own
+# user; mosquitto.acl gives it the same lines.
+CLOUD_USER_2 = "vendgate-cloud-2"
 CLOUD_PASSWORD = "cloud-secret"
 TEST_MACHINES = tuple(f"m{i}" for i in range(1, 10))
 
@@ -65,7 +68,8 @@ class Mosquitto:
         config = render_config((REPO / "mosquitto.conf").read_text(), self.port, self.folder)
         (self.folder / "mosquitto.conf").write_text(config)
         shutil.copy(REPO / "mosquitto.acl", self.folder / "acl")
-        self.add_user(CLOUD_USER, CLOUD_PASSWORD)
+        for cloud_user in (CLOUD_USER, CLOUD_USER_2):
+            self.add_user(cloud_user, CLOUD_PASSWORD)
         for machine in TEST_MACHINES:
             self.add_user(machine, machine_password(machine))
         for name in ("acl", "passwd", "mosquitto.conf"):
