@@ -1,8 +1,11 @@
 """A real `mosquitto` process started from the repo's mosquitto.conf and mosquitto.acl.
 
 Only what cannot stay as shipped is changed: the listener port (a free one on loopback), and the
-password, ACL, persistence and log paths (a temporary folder). Everything else, including
-``allow_anonymous false``, the ACL and ``set_tcp_nodelay``, is the production file.
+password and ACL paths (a temporary folder). The repo's file is a conf.d drop-in that leaves
+``persistence_location`` and ``log_dest`` to Debian's main file, so they are added here, in the
+temporary folder too. Everything else, including ``allow_anonymous false``, the ACL and
+``set_tcp_nodelay``, is the production file. (tests/test_mosquitto_debian_layout.py runs the file
+inside Debian's own layout instead.)
 """
 
 from __future__ import annotations
@@ -35,19 +38,19 @@ def free_port() -> int:
 
 
 def render_config(source: str, port: int, folder: Path) -> str:
-    """The repo's config with the port and file paths moved into ``folder``."""
+    """The repo's config with the port and file paths moved into ``folder``, plus the lines
+    Debian's main mosquitto.conf would add (persistence and log in ``folder``)."""
     replacements = {
         r"^listener 1883\s*$": f"listener {port} 127.0.0.1",
         r"^password_file .*$": f"password_file {folder / 'passwd'}",
         r"^acl_file .*$": f"acl_file {folder / 'acl'}",
-        r"^persistence_location .*$": f"persistence_location {folder}/",
-        r"^log_dest .*$": f"log_dest file {folder / 'mosquitto.log'}",
     }
     for pattern, line in replacements.items():
         source, count = re.subn(pattern, line, source, flags=re.MULTILINE)
         if count != 1:
             raise RuntimeError(f"mosquitto.conf no longer has exactly one line like {pattern!r}")
-    return source
+    main_file = [f"persistence_location {folder}/", f"log_dest file {folder / 'mosquitto.log'}"]
+    return source + "\n# as Debian's main mosquitto.conf sets them\n" + "\n".join(main_file) + "\n"
 
 
 @dataclass
