@@ -7,7 +7,7 @@ import socket
 
 import aiomqtt
 import pytest
-from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
+from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, CLOUD_USER_2, Mosquitto, machine_password
 
 from vendgate.broker import EmbeddedBroker
 
@@ -85,16 +85,17 @@ async def test_mosquitto_acl_confines_a_machine_to_its_own_topics(mosquitto: Mos
 
 
 async def test_mosquitto_shares_events_between_cloud_replicas(mosquitto: Mosquitto) -> None:
+    # one user per replica: Mosquitto makes the username the client id
     replicas = [
         aiomqtt.Client(
             "127.0.0.1",
             mosquitto.port,
-            username=CLOUD_USER,
+            username=user,
             password=CLOUD_PASSWORD,
-            identifier=f"cloud-{i}",
+            identifier=user,
             socket_options=NODELAY,
         )
-        for i in range(2)
+        for user in (CLOUD_USER, CLOUD_USER_2)
     ]
     async with replicas[0] as first, replicas[1] as second, client(mosquitto.port, "m3") as m3:
         for replica in (first, second):

@@ -4,6 +4,11 @@ Used by ``vendgate broker``, ``vendgate demo`` and the embedded test tier. amqtt
 only and ignores ``$share`` subscriptions (``../shared/research/feasibility.md``), which is why the
 production tier runs Mosquitto instead. Passing ``plugins`` replaces amqtt's default set (event and
 packet loggers, a ``$SYS`` publisher), which otherwise slows QoS 1 traffic about 2.6 times.
+
+Like the repo's Mosquitto (``use_username_as_clientid true``) it ties a client's id to its
+username, so that no client can take over another's session: a client that names a username must
+use it as client id, or it is refused (``vendgate/_amqtt_identity.py``). Anonymous clients, and
+clients that send no client id, connect as before.
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ class BrokerStartError(RuntimeError):
 
 
 ANONYMOUS_ONLY = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+
+
+def claims_another_identity(username: str | None, client_id: str | None, random_id: bool) -> bool:
+    """True when a CONNECT names a username but a different client id of its own choosing.
+
+    ``random_id``: the client sent none and the broker made one up, which names nobody's session.
+    """
+    return username is not None and not random_id and client_id != username
 
 
 class EmbeddedBroker:
@@ -42,7 +55,8 @@ class EmbeddedBroker:
         return f"mqtt://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        from amqtt.broker import Broker  # heavy import, only when a broker is wanted
+        # heavy import, only when a broker is wanted
+        from vendgate._amqtt_identity import IdentityCheckingBroker
 
         config = {
             "listeners": {
@@ -50,7 +64,7 @@ class EmbeddedBroker:
             },
             "plugins": ANONYMOUS_ONLY,
         }
-        self._broker = Broker(config)
+        self._broker = IdentityCheckingBroker(config)
         try:
             await self._broker.start()
         except Exception as exc:  # amqtt wraps the OSError in its own BrokerError

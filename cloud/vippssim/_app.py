@@ -12,6 +12,7 @@ from litestar import Litestar, Response
 from litestar.di import Provide
 
 from ._fault_middleware import fault_injection
+from ._paths import CaseInsensitivePaths, route_templates
 from ._problems import SimProblem
 from ._responses import AnyRequest, problem_response
 from ._routes_customer import CustomerController
@@ -71,4 +72,7 @@ def create_vipps_sim(
         openapi_config=None,
     )
     app.state.sim = sim
+    # In front of the router, which matches exact spellings: Vipps' gateway takes any case.
+    templates = route_templates(route.path for route in app.routes)
+    app.asgi_handler = CaseInsensitivePaths(app.asgi_handler, templates)
     return app

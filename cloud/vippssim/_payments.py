@@ -50,13 +50,40 @@ def fingerprint(body: bytes) -> bytes:
     return msgspec.json.encode(msgspec.json.decode(body), order="sorted")
 
 
-def decode_body(body: bytes, type_: type[T], style: Style = "problem") -> T:
+# Fields the specs type as strings that the real API also takes as JSON numbers: Vipps' own
+# Postman collection sends `"reference": {{reference}}` and `"phoneNumber": {{...}}` unquoted.
+NUMBERS_AS_STRINGS = (("reference",), ("customer", "phoneNumber"))
+
+
+def decode_body(
+    body: bytes,
+    type_: type[T],
+    style: Style = "problem",
+    *,
+    numbers_as_strings: tuple[tuple[str, ...], ...] = (),
+) -> T:
     try:
-        return msgspec.json.decode(body, type=type_)
+        if not numbers_as_strings:
+            return msgspec.json.decode(body, type=type_)
+        document = msgspec.json.decode(body)
+        for path in numbers_as_strings:
+            _integer_to_string(document, path)
+        return msgspec.convert(document, type_)
     except msgspec.ValidationError as exc:
         raise bad_request(str(exc), field_name=_path_of(str(exc)), style=style) from exc
     except msgspec.DecodeError as exc:
         raise bad_request(f"malformed JSON: {exc}", style=style) from exc
+
+
+def _integer_to_string(document: object, path: tuple[str, ...]) -> None:
+    """Replace the integer at ``path`` (keys into nested objects) by its decimal string."""
+    *parents, name = path
+    for key in parents:
+        document = document.get(key) if isinstance(document, dict) else None
+    if isinstance(document, dict):
+        value = document.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):  # JSON true is no number
+            document[name] = str(value)
 
 
 def _path_of(message: str) -> str | None:
@@ -129,7 +156,7 @@ class PaymentService:
     # -- create, read --------------------------------------------------------------------------
 
     def create(self, body: bytes, key: str | None, base_url: str) -> CreatePaymentResponse:
-        request = decode_body(body, CreatePaymentRequest)
+        request = decode_body(body, CreatePaymentRequest, numbers_as_strings=NUMBERS_AS_STRINGS)
         _validate_create(request)
         checked_key = _required_key(key)
         return self._idempotency.run(
@@ -277,7 +304,11 @@ class PaymentService:
 
     def force_approve(self, reference: str, body: bytes) -> None:
         payment = self.find(reference)
-        request = decode_body(body, ForceApproveRequest) if body.strip() else ForceApproveRequest()
+        request = (
+            decode_body(body, ForceApproveRequest, numbers_as_strings=NUMBERS_AS_STRINGS)
+            if body.strip()
+            else ForceApproveRequest()
+        )
         if request.token is not None and request.token != payment.token:
             raise bad_request("token does not belong to this payment", field_name="token")
         self.approve(payment)

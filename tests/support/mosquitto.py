@@ -1,8 +1,11 @@
 """A real `mosquitto` process started from the repo's mosquitto.conf and mosquitto.acl.
 
 Only what cannot stay as shipped is changed: the listener port (a free one on loopback), and the
-password, ACL, persistence and log paths (a temporary folder). Everything else, including
-``allow_anonymous false``, the ACL and ``set_tcp_nodelay``, is the production file.
+password and ACL paths (a temporary folder). The repo's file is a conf.d drop-in that leaves
+``persistence_location`` and ``log_dest`` to Debian's main file, so they are added here, in the
+temporary folder too. Everything else, including ``allow_anonymous false``, the ACL and
+``set_tcp_nodelay``, is the production file. (tests/test_mosquitto_debian_layout.py runs the file
+inside Debian's own layout instead.)
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CLOUD_USER = "vendgate-cloud"
+# Client id = username on Mosquitto (use_username_as_clientid), so a second replica needs its own
+# user; mosquitto.acl gives it the same lines.
+CLOUD_USER_2 = "vendgate-cloud-2"
 CLOUD_PASSWORD = "cloud-secret"
 TEST_MACHINES = tuple(f"m{i}" for i in range(1, 10))
 
@@ -32,19 +38,19 @@ def free_port() -> int:
 
 
 def render_config(source: str, port: int, folder: Path) -> str:
-    """The repo's config with the port and file paths moved into ``folder``."""
+    """The repo's config with the port and file paths moved into ``folder``, plus the lines
+    Debian's main mosquitto.conf would add (persistence and log in ``folder``)."""
     replacements = {
         r"^listener 1883\s*$": f"listener {port} 127.0.0.1",
         r"^password_file .*$": f"password_file {folder / 'passwd'}",
         r"^acl_file .*$": f"acl_file {folder / 'acl'}",
-        r"^persistence_location .*$": f"persistence_location {folder}/",
-        r"^log_dest .*$": f"log_dest file {folder / 'mosquitto.log'}",
     }
     for pattern, line in replacements.items():
         source, count = re.subn(pattern, line, source, flags=re.MULTILINE)
         if count != 1:
             raise RuntimeError(f"mosquitto.conf no longer has exactly one line like {pattern!r}")
-    return source
+    main_file = [f"persistence_location {folder}/", f"log_dest file {folder / 'mosquitto.log'}"]
+    return source + "\n# as Debian's main mosquitto.conf sets them\n" + "\n".join(main_file) + "\n"
 
 
 @dataclass
@@ -65,7 +71,8 @@ class Mosquitto:
         config = render_config((REPO / "mosquitto.conf").read_text(), self.port, self.folder)
         (self.folder / "mosquitto.conf").write_text(config)
         shutil.copy(REPO / "mosquitto.acl", self.folder / "acl")
-        self.add_user(CLOUD_USER, CLOUD_PASSWORD)
+        for cloud_user in (CLOUD_USER, CLOUD_USER_2):
+            self.add_user(cloud_user, CLOUD_PASSWORD)
         for machine in TEST_MACHINES:
             self.add_user(machine, machine_password(machine))
         for name in ("acl", "passwd", "mosquitto.conf"):

@@ -14,7 +14,8 @@ def register(subparsers: Any) -> None:
         "broker",
         help="run the embedded MQTT broker (amqtt) on loopback",
         description=(
-            "Run the embedded amqtt broker (MQTT 3.1.1, anonymous, loopback only). Prints its "
+            "Run the embedded amqtt broker (MQTT 3.1.1, anonymous, loopback only; a client "
+            "that gives a username must use it as its client id). Prints its "
             "URL mqtt://HOST:PORT as the first line of output once it accepts connections; "
             "Ctrl-C or SIGTERM stops it cleanly. For production use Mosquitto with the repo's "
             "mosquitto.conf."

@@ -1,0 +1,167 @@
+"""Who may do what on the broker: client ids tied to usernames, and the cloud's presence topic.
+
+One machine must not be able to throw another off the broker (issue 9, finding 5).
+
+MQTT lets a new connection with an existing client id take that session over: the old
+connection is dropped and, with a clean session, its queued QoS 1 commands are gone. A machine
+logs in with its own password, so the brokers tie the client id to the username: Mosquitto with
+``use_username_as_clientid true`` (the impostor simply becomes itself), the embedded amqtt
+broker by refusing a client id that differs from the username before it touches any session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiomqtt
+import pytest
+from support.mosquitto import (
+    CLOUD_PASSWORD,
+    CLOUD_USER,
+    CLOUD_USER_2,
+    Mosquitto,
+    machine_password,
+)
+
+from vendgate.broker import EmbeddedBroker, claims_another_identity
+
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+COMMANDS = "vend/v1/m2/cmd/#"
+COMMAND = "vend/v1/m2/cmd/authorized"
+PRESENCE = "vend/v1/cloud"
+
+
+def login(port: int, username: str | None, identifier: str, **kwargs: object) -> aiomqtt.Client:
+    """A client as ``username`` (its real password on Mosquitto) claiming ``identifier``."""
+    password = None
+    if username == CLOUD_USER:
+        password = CLOUD_PASSWORD
+    elif username is not None:
+        password = machine_password(username)
+    return aiomqtt.Client(
+        "127.0.0.1",
+        port,
+        username=username,
+        password=password,
+        identifier=identifier,
+        socket_options=NODELAY,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def next_message(client: aiomqtt.Client, limit: float = 10.0) -> tuple[str, bytes]:
+    """The next message ``client`` receives; fails after ``limit`` seconds without one."""
+    async with asyncio.timeout(limit):
+        message = await anext(aiter(client.messages))
+    return str(message.topic), bytes(message.payload)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def m2_session(port: int, username: str | None) -> AsyncIterator[aiomqtt.Client]:
+    """m2 online with its persistent session, subscribed to its commands."""
+    async with login(port, username, "m2", clean_session=False) as m2:
+        await m2.subscribe(COMMANDS, qos=1)
+        yield m2
+
+
+async def test_mosquitto_a_machine_cannot_take_over_another_machines_session(
+    mosquitto: Mosquitto,
+) -> None:
+    port = mosquitto.port
+    async with m2_session(port, "m2"):
+        pass  # m2 goes offline; the broker keeps its session
+    async with login(port, CLOUD_USER, CLOUD_USER) as cloud:
+        await cloud.publish(COMMAND, b"queued while offline", qos=1)
+        # m1, with its own password, claims m2's client id with a clean session: on a broker that
+        # honours the claim, m2's session and its queued command are wiped.
+        async with login(port, "m1", "m2", clean_session=True):
+            pass
+        async with m2_session(port, "m2") as m2:
+            assert await next_message(m2) == (COMMAND, b"queued while offline")
+            async with login(port, "m1", "m2", clean_session=False):
+                # the impostor is connected now; m2 must still be too
+                await cloud.publish(COMMAND, b"sent while the impostor is online", qos=1)
+                assert await next_message(m2) == (COMMAND, b"sent while the impostor is online")
+
+
+def test_mosquitto_config_ties_the_client_id_to_the_username(mosquitto: Mosquitto) -> None:
+    config = (mosquitto.folder / "mosquitto.conf").read_text()
+    assert "use_username_as_clientid true" in config.splitlines()
+
+
+async def test_mosquitto_two_cloud_replicas_with_their_own_users_stay_connected(
+    mosquitto: Mosquitto,
+) -> None:
+    # Client id = username on Mosquitto, so each replica needs a user of its own (mosquitto.acl).
+    replica_2 = aiomqtt.Client(
+        "127.0.0.1",
+        mosquitto.port,
+        username=CLOUD_USER_2,
+        password=CLOUD_PASSWORD,
+        socket_options=NODELAY,
+    )
+    async with login(mosquitto.port, CLOUD_USER, CLOUD_USER) as first, replica_2 as second:
+        for replica in (first, second):
+            await replica.subscribe(COMMANDS, qos=1)
+        await first.publish(COMMAND, b"to both", qos=1)
+        assert await next_message(first) == (COMMAND, b"to both")
+        assert await next_message(second) == (COMMAND, b"to both")
+
+
+async def test_embedded_broker_refuses_a_client_id_that_is_not_the_username(
+    amqtt_broker: EmbeddedBroker,
+) -> None:
+    # The embedded broker is anonymous and keeps nothing for offline clients, so the harm to
+    # show is the one to a machine that is online: being dropped.
+    port = amqtt_broker.port or 0
+    async with m2_session(port, "m2") as m2, login(port, None, "cloud") as cloud:
+        for clean_session in (True, False):
+            with pytest.raises(aiomqtt.MqttCodeError, match=r"(?i)identifier"):
+                async with login(port, "m1", "m2", clean_session=clean_session):
+                    pass
+            command = f"after an impostor with clean_session={clean_session}".encode()
+            await cloud.publish(COMMAND, command, qos=1)
+            assert await next_message(m2) == (COMMAND, command)
+
+
+async def test_embedded_broker_still_takes_anonymous_and_matching_clients(
+    amqtt_broker: EmbeddedBroker,
+) -> None:
+    port = amqtt_broker.port or 0
+    async with login(port, "m2", "m2") as m2, login(port, None, "any-id") as anonymous:
+        await m2.subscribe(COMMANDS, qos=1)
+        await anonymous.publish(COMMAND, b"hello", qos=1)
+        assert await next_message(m2) == (COMMAND, b"hello")
+
+
+async def test_mosquitto_every_machine_reads_the_cloud_presence_and_none_writes_it(
+    mosquitto: Mosquitto,
+) -> None:
+    port = mosquitto.port
+    async with login(port, CLOUD_USER, CLOUD_USER) as cloud:
+        await cloud.publish(PRESENCE, b"cloud online", qos=1, retain=True)
+    async with login(port, "m1", "m1") as m1:
+        await m1.subscribe(PRESENCE, qos=1)
+        assert await next_message(m1) == (PRESENCE, b"cloud online")
+        await m1.publish(PRESENCE, b"forged by m1", qos=1, retain=True)  # acked, then dropped
+    async with login(port, "m3", "m3") as m3:
+        await m3.subscribe(PRESENCE, qos=1)
+        assert await next_message(m3) == (PRESENCE, b"cloud online")
+
+
+@pytest.mark.parametrize(
+    ("username", "client_id", "random_id", "refused"),
+    [
+        ("m1", "m2", False, True),  # m1 claiming m2's session
+        ("m1", "m1", False, False),
+        (None, "m2", False, False),  # anonymous (the embedded broker's demo and test clients)
+        ("m1", "generated", True, False),  # no client id sent: the broker's own names nobody
+    ],
+)
+def test_which_connects_claim_another_identity(
+    username: str | None, client_id: str, random_id: bool, refused: bool
+) -> None:
+    assert claims_another_identity(username, client_id, random_id) is refused
