@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Annotated
 
 import msgspec
 
-__all__ = ["CurrencyMismatch", "Money", "MoneyError", "currency_exponent"]
+__all__ = ["MAX_WIRE_VALUE", "CurrencyMismatch", "Money", "MoneyError", "currency_exponent"]
 
 _CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 
@@ -24,6 +25,11 @@ _EXPONENT_EXCEPTIONS: dict[str, int] = {
     **dict.fromkeys(("CLF", "UYW"), 4),
 }
 _DEFAULT_EXPONENT = 2
+
+# The largest amount a decoder takes: a signed 32-bit count of minor units (21 474 836.47 NOK).
+# It holds MDB's widest money field as vendgate uses it, Vipps' own limit (65 000 000) and a
+# PostgreSQL `integer` column; a bigger value on the wire is a broken or hostile sender.
+MAX_WIRE_VALUE = 2**31 - 1
 
 
 class MoneyError(ValueError):
@@ -49,11 +55,13 @@ class Money(msgspec.Struct, frozen=True):
     """A non-negative amount in minor units (øre for NOK) of one currency.
 
     Build it directly, ``Money(2500, "NOK")``: the constructor and the decoder both check it.
+    The decoder also refuses a value above ``MAX_WIRE_VALUE``; the constructor does not, so
+    sums never fail (the MQTT messages refuse such an amount when they are built).
     Amounts of different currencies never mix: ``+``, ``-``, ``<`` and friends raise
     ``CurrencyMismatch``; ``==`` simply answers False.
     """
 
-    value: int
+    value: Annotated[int, msgspec.Meta(ge=0, le=MAX_WIRE_VALUE)]
     currency: str
 
     def __post_init__(self) -> None:

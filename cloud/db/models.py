@@ -185,6 +185,24 @@ class Alert(SQLModel, table=True):
     acknowledged_at: datetime | None = None
 
 
+class RejectedEvent(SQLModel, table=True):
+    """An event from a machine that the cloud could not apply: acknowledged, kept, not applied.
+
+    Its ``processed_messages`` row (same key) makes a re-send acked again and applied never;
+    the payload is kept whole (at most 64 KiB), so an operator can read it or replay it.
+    """
+
+    __tablename__ = "rejected_events"
+
+    key: str = Field(primary_key=True, max_length=300)  # "evt:{machine}:{event id}"
+    machine_id: str = Field(max_length=64, index=True)
+    message_type: str = Field(max_length=40)  # "evt/dispensed": the topic after the machine id
+    event_id: str = Field(max_length=128)
+    reason: str = Field(max_length=1000)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = Field(index=True)
+
+
 class WebhookRegistration(SQLModel, table=True):
     """A webhook registered with Vipps by this app; its secret verifies deliveries."""
 

@@ -2,8 +2,14 @@
 
 Events are handled once: their id goes into ``processed_messages`` in the same transaction
 as their effect, and only after that commits is the event acknowledged (``cmd/ack``); a
-repeat is acknowledged again and changes nothing. A payload that does not decode is logged
-and dropped; the edge re-sends unacknowledged events, so a fixed cloud still gets them.
+repeat is acknowledged again and changes nothing.
+
+An event the cloud cannot apply (it does not decode, or applying it fails) would come back
+forever, since the edge re-sends until acked: it is *rejected* instead, i.e. recorded in
+``rejected_events`` with the reason, alerted, and acknowledged. A database outage is not a
+reason to reject: such an event is not acknowledged, and the edge re-sends it until the
+database is back. A bad payload without a usable id, and a bad status or telemetry, is
+logged and dropped (there is nothing to acknowledge).
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ import logging
 from datetime import datetime
 
 import aiomqtt
-from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud.context import CloudContext
@@ -39,10 +44,13 @@ from vendgate.protocol.mqtt import (
     Started,
     Status,
     Telemetry,
+    TopicKind,
     decode_for_topic,
+    ids_of,
 )
 
 from ._link import MqttLink, NotConnected
+from ._rejections import Rejection, describe, event_key, is_outage, reject
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +65,34 @@ class MessageHandler:
         payload = message.payload if isinstance(message.payload, bytes | str) else b""
         try:
             parsed = self.ctx.tree.parse(topic)
-            decoded = decode_for_topic(parsed, payload)
         except ContractError as exc:
             log.warning("dropped a bad message on %s: %s", topic, exc)
             return
         try:
-            await self.handle(parsed, decoded)
+            await self._receive(topic, parsed, payload)
         except Exception:  # a database outage: the edge re-sends, we must not die
             log.exception("failed to handle %s; the edge will re-send it", topic)
+
+    async def _receive(self, topic: str, parsed: ParsedTopic, payload: bytes | str) -> None:
+        try:
+            decoded = decode_for_topic(parsed, payload)
+        except ContractError as exc:
+            await self._undecodable(topic, parsed, payload, exc)
+            return
+        await self.handle(parsed, decoded)
+
+    async def _undecodable(
+        self, topic: str, parsed: ParsedTopic, payload: bytes | str, error: ContractError
+    ) -> None:
+        """Reject a bad event that names its id (so the edge stops re-sending); drop the rest."""
+        event_id, vend_id = ids_of(payload)
+        if parsed.kind is not TopicKind.EVENT or event_id is None:
+            log.warning("dropped a bad message on %s: %s", topic, error)
+            return
+        raw = payload.encode() if isinstance(payload, str) else payload
+        rejection = Rejection(parsed.machine_id, parsed.kind_name, event_id, vend_id, str(error))
+        if await reject(self.ctx, rejection, raw):
+            await self._ack(parsed.machine_id, event_id)
 
     async def handle(self, topic: ParsedTopic, message: Message) -> None:
         if isinstance(message, Event):
@@ -93,16 +121,36 @@ class MessageHandler:
                 fresh = await self._first_time(db, machine_id, event)
                 if fresh:
                     await self._apply(db, machine_id, event)
-        except IntegrityError:
-            # Another replica recorded the same event id first; it is handled.
-            log.info("event %s from %s handled elsewhere", event.id, machine_id)
-        # Committed (now or before): the edge may drop it from its outbox.
+        except Exception as error:  # whatever it is, it must not loop
+            if not await self._not_applied(machine_id, event, error):
+                return
+        # Committed or rejected (now or before): the edge may drop it from its outbox.
         await self._ack(machine_id, event.id)
         self.ctx.kick_work()
         self.ctx.kick_outbox()
 
+    async def _not_applied(self, machine_id: str, event: Event, error: Exception) -> bool:
+        """Reject an event whose application failed, unless the database is what failed.
+
+        True when the event is on record after all (rejected now, or handled before, by
+        another replica too): it may be acknowledged.
+        """
+        if is_outage(error):
+            log.warning(
+                "%s %s from %s not applied, the database is unavailable (%s); not acknowledged, "
+                "the edge will re-send it",
+                event.wire_name(),
+                event.id,
+                machine_id,
+                describe(error),
+            )
+            return False
+        vend_id = getattr(event, "vend_id", None)
+        rejection = Rejection(machine_id, event.wire_name(), event.id, vend_id, describe(error))
+        return await reject(self.ctx, rejection, event.encode())
+
     async def _first_time(self, db: AsyncSession, machine_id: str, event: Event) -> bool:
-        key = f"evt:{machine_id}:{event.id}"
+        key = event_key(machine_id, event.id)
         if await db.get(ProcessedMessage, key) is not None:
             log.info("duplicate event %s from %s", event.id, machine_id)
             return False

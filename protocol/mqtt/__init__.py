@@ -4,7 +4,10 @@ Publish with ``tree.event(machine_id, "dispensed")`` and ``message.encode()``; r
 ``decode_for_topic(tree.parse(topic), payload)``. The public contract is docs/mqtt-contract.md.
 """
 
+from vendgate.protocol._money import MAX_WIRE_VALUE
 from vendgate.protocol.mqtt._envelope import (
+    MAX_COUNT,
+    MAX_ITEM,
     MAX_PAYLOAD_BYTES,
     SUPPORTED_VERSIONS,
     WIRE_VERSION,
@@ -14,6 +17,7 @@ from vendgate.protocol.mqtt._envelope import (
     Payload,
     decode_as,
     encode,
+    ids_of,
     new_id,
 )
 from vendgate.protocol.mqtt._errors import ContractError, MachineIdError, MessageError, TopicError
@@ -58,8 +62,11 @@ from vendgate.protocol.mqtt._topics import (
 __all__ = [
     "CLOUD_SHARE_GROUP",
     "DEFAULT_PREFIX",
+    "MAX_COUNT",
+    "MAX_ITEM",
     "MAX_PAYLOAD_BYTES",
     "MAX_TOPIC_BYTES",
+    "MAX_WIRE_VALUE",
     "MESSAGE_TYPES",
     "SUPPORTED_VERSIONS",
     "WIRE_VERSION",
@@ -95,6 +102,7 @@ __all__ = [
     "decode_as",
     "decode_for_topic",
     "encode",
+    "ids_of",
     "is_valid_machine_id",
     "is_valid_message_name",
     "matches",

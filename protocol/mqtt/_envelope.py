@@ -5,7 +5,12 @@ Decoding rules (the public contract, see docs/mqtt-contract.md):
 - unknown fields are ignored, so a newer sender that added fields still talks to us;
 - ``v`` is required and must be a version we speak; anything else is refused;
 - everything else wrong (not JSON, not an object, a missing or mistyped field, a naive time,
-  bad money) becomes one ``MessageError`` naming the message type and the field.
+  bad money, an integer out of its bounds) becomes one ``MessageError`` naming the message
+  type and the field.
+
+Every integer is bounded, so a receiver can store what it decoded as it is: counts fit a
+signed 64-bit column, item numbers MDB's 16 bits, money a signed 32-bit amount
+(``MAX_WIRE_VALUE``, in ``vendgate.protocol._money``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar, NoReturn, Self, TypeAlias, TypeVar
+from typing import Annotated, Any, ClassVar, NoReturn, Self, TypeAlias, TypeVar
 
 import msgspec
 
@@ -21,18 +26,22 @@ from vendgate.protocol.mqtt._errors import MessageError
 from vendgate.protocol.mqtt._topics import TopicKind
 
 __all__ = [
+    "MAX_COUNT",
+    "MAX_ITEM",
     "MAX_PAYLOAD_BYTES",
     "SUPPORTED_VERSIONS",
     "WIRE_VERSION",
     "Command",
     "Event",
     "Identifier",
+    "ItemNumber",
     "Message",
     "NonNegativeInt",
     "Payload",
     "Timestamp",
     "decode_as",
     "encode",
+    "ids_of",
     "new_id",
     "utc_now_from",
 ]
@@ -43,13 +52,26 @@ SUPPORTED_VERSIONS = frozenset({WIRE_VERSION})
 # making us parse megabytes.
 MAX_PAYLOAD_BYTES = 64 * 1024
 _MAX_ID_LENGTH = 128
+# Counts (seq, outbox, uptime_s) fit a signed 64-bit integer: a PostgreSQL BIGINT, a Java long.
+MAX_COUNT = 2**63 - 1
+# Item (selection) numbers are MDB's: 16 bits.
+MAX_ITEM = 0xFFFF
+# Ids are tokens: a control character (NUL above all, which PostgreSQL text cannot hold, or a
+# newline that would forge a log line) is never part of one.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+_NO_CONTROL_CHARACTER = r"\A[^\x00-\x1f\x7f]*\Z"
+_NO_CONTROL_REASON = "must not contain control characters (U+0000 to U+001F, U+007F)"
 
 Payload: TypeAlias = bytes | bytearray | memoryview | str
 
 # Types as the decoder checks them; the constructors check the same rules in __post_init__.
-Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_ID_LENGTH)]
+Identifier = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=_MAX_ID_LENGTH, pattern=_NO_CONTROL_CHARACTER),
+]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
-NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+ItemNumber = Annotated[int, msgspec.Meta(ge=0, le=MAX_ITEM)]
 
 M = TypeVar("M", bound="Message")
 
@@ -106,14 +128,16 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
         raise MessageError(self.wire_name(), reason, field)
 
     def _require_text(self, field: str) -> None:
-        value = getattr(self, field)
-        if not isinstance(value, str) or not 1 <= len(value) <= _MAX_ID_LENGTH:
-            self._fail(field, f"must be a string of 1 to {_MAX_ID_LENGTH} characters")
+        if not is_identifier(getattr(self, field)):
+            self._fail(
+                field,
+                f"must be a string of 1 to {_MAX_ID_LENGTH} characters, no control characters",
+            )
 
-    def _require_count(self, field: str) -> None:
-        value = getattr(self, field)
-        if type(value) is not int or value < 0:
-            self._fail(field, f"must be a non-negative integer, got {value!r}")
+    def _require_count(self, field: str, maximum: int = MAX_COUNT) -> None:
+        problem = count_problem(getattr(self, field), maximum)
+        if problem is not None:
+            self._fail(field, problem)
 
     def _require_utc(self, field: str) -> None:
         value = getattr(self, field)
@@ -140,6 +164,23 @@ class Event(Message, frozen=True, kw_only=True):
     def _validate(self) -> None:
         super()._validate()
         self._require_count("seq")
+
+
+def is_identifier(value: object) -> bool:
+    """Whether ``value`` is a valid id: 1 to 128 characters, none of them a control character."""
+    return (
+        isinstance(value, str)
+        and 1 <= len(value) <= _MAX_ID_LENGTH
+        and _CONTROL_CHARACTER.search(value) is None
+    )
+
+
+def count_problem(value: object, maximum: int) -> str | None:
+    """What is wrong with ``value`` as an integer of 0..``maximum``, or None."""
+    # type() rather than isinstance(): bool is an int subclass, and True is not a count.
+    if type(value) is not int or not 0 <= value <= maximum:
+        return f"must be an integer from 0 to {maximum}, got {value!r}"
+    return None
 
 
 def _versions() -> str:
@@ -206,6 +247,8 @@ def _as_message_error(cls: type[Message], error: msgspec.MsgspecError) -> Messag
         reason = str(error.__cause__)
     if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
         reason = f"not valid JSON ({reason})"
+    if reason.startswith("Expected `str` matching regex"):
+        reason = _NO_CONTROL_REASON  # msgspec would quote the pattern
     return MessageError(cls.wire_name(), reason, field)
 
 
@@ -218,6 +261,34 @@ def _check_version(cls: type[Message], payload: Payload) -> None:
         raise MessageError(
             cls.wire_name(), f"unsupported version {version}, expected one of {_versions()}", "v"
         )
+
+
+class _IdsProbe(msgspec.Struct):
+    """Reads only ``id`` and ``vend_id``, whatever their types (checked afterwards)."""
+
+    id: Any = None
+    vend_id: Any = None
+
+
+_ids_decoder = msgspec.json.Decoder(_IdsProbe)
+
+
+def ids_of(payload: Payload) -> tuple[str | None, str | None]:
+    """The ``id`` and ``vend_id`` a payload names, each None unless it is a valid id.
+
+    For a payload that does not decode: its receiver can still acknowledge it by its id (so a
+    sender that re-sends until acked stops) and say which vend it was about.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None, None
+    try:
+        probe = _ids_decoder.decode(payload)
+    except msgspec.MsgspecError:
+        return None, None
+    return (
+        probe.id if is_identifier(probe.id) else None,
+        probe.vend_id if is_identifier(probe.vend_id) else None,
+    )
 
 
 def decode_as(cls: type[M], payload: Payload) -> M:

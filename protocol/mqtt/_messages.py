@@ -13,14 +13,18 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from vendgate.protocol._money import Money, MoneyError
+from vendgate.protocol._money import MAX_WIRE_VALUE, Money, MoneyError
 from vendgate.protocol.mqtt._envelope import (
+    MAX_ITEM,
     Command,
     Event,
     Identifier,
+    ItemNumber,
     Message,
     NonNegativeInt,
     Timestamp,
+    count_problem,
+    is_identifier,
     new_id,
     utc_now_from,
 )
@@ -88,8 +92,19 @@ def _require_member(message: Message, field: str, enum: type[StrEnum]) -> None:
 
 
 def _require_money(message: Message, field: str) -> None:
-    if not isinstance(getattr(message, field), Money):
-        raise MessageError(message.wire_name(), "must be a Money", field)
+    _check_money(message.wire_name(), getattr(message, field), field)
+
+
+def _check_money(wire_name: str, value: object, field: str) -> None:
+    if not isinstance(value, Money):
+        raise MessageError(wire_name, "must be a Money", field)
+    # Money itself may grow past the wire's bound (sums); a message may not carry that.
+    if value.value > MAX_WIRE_VALUE:
+        raise MessageError(
+            wire_name,
+            f"must be at most {MAX_WIRE_VALUE} minor units, got {value.value}",
+            f"{field}.value",
+        )
 
 
 # -- status and telemetry ----------------------------------------------------------------------
@@ -223,8 +238,8 @@ class Ack(Command, frozen=True, kw_only=True):
     def _validate(self) -> None:
         super()._validate()
         for index, event_id in enumerate(self.events):
-            if not isinstance(event_id, str) or not event_id:
-                self._fail(f"events[{index}]", "must be a non-empty string")
+            if not is_identifier(event_id):
+                self._fail(f"events[{index}]", "must be a valid id")
 
     @classmethod
     def create(cls, *, now: datetime, events: Iterable[str], message_id: str | None = None) -> Ack:
@@ -297,17 +312,15 @@ class Rejected(Event, frozen=True, kw_only=True):
 class DispensedItem(msgspec.Struct, frozen=True, kw_only=True):
     """One vend attempt inside a session, as listed in ``ended``."""
 
-    item: NonNegativeInt
+    item: ItemNumber
     price: Money
     success: bool
 
     def __post_init__(self) -> None:
-        if type(self.item) is not int or self.item < 0:
-            raise MessageError(
-                "evt/ended", f"must be a non-negative integer, got {self.item!r}", "item"
-            )
-        if not isinstance(self.price, Money):
-            raise MessageError("evt/ended", "must be a Money", "price")
+        problem = count_problem(self.item, MAX_ITEM)
+        if problem is not None:
+            raise MessageError("evt/ended", problem, "item")
+        _check_money("evt/ended", self.price, "price")
 
 
 class Dispensed(Event, frozen=True, kw_only=True):
@@ -316,14 +329,14 @@ class Dispensed(Event, frozen=True, kw_only=True):
     topic_name: ClassVar[str | None] = "dispensed"
 
     vend_id: Identifier
-    item: NonNegativeInt
+    item: ItemNumber
     price: Money
     success: bool
 
     def _validate(self) -> None:
         super()._validate()
         self._require_text("vend_id")
-        self._require_count("item")
+        self._require_count("item", MAX_ITEM)
         _require_money(self, "price")
 
     def as_item(self) -> DispensedItem:
@@ -433,8 +446,8 @@ class Hello(Event, frozen=True, kw_only=True):
         self._require_text("boot_id")
         self._require_count("outbox")
         for index, vend_id in enumerate(self.open_vends):
-            if not isinstance(vend_id, str) or not vend_id:
-                self._fail(f"open_vends[{index}]", "must be a non-empty string")
+            if not is_identifier(vend_id):
+                self._fail(f"open_vends[{index}]", "must be a valid id")
 
     @classmethod
     def create(

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vendgate.protocol import CurrencyMismatch, Money, MoneyError, currency_exponent
+from vendgate.protocol._money import MAX_WIRE_VALUE
 
 NOK = "NOK"
 amounts = st.integers(min_value=0, max_value=10**12)
@@ -180,6 +181,21 @@ def test_format_round_trips_to_the_minor_units(value: int) -> None:
     assert len(minor) == 2
 
 
-@given(nok)
-def test_wire_round_trip(money: Money) -> None:
+@given(st.integers(min_value=0, max_value=MAX_WIRE_VALUE))
+def test_wire_round_trip(value: int) -> None:
+    money = Money(value, NOK)
     assert msgspec.json.decode(msgspec.json.encode(money), type=Money) == money
+
+
+@given(st.integers(min_value=MAX_WIRE_VALUE + 1))
+def test_decoder_refuses_more_than_a_signed_32_bit_amount(value: int) -> None:
+    payload = msgspec.json.encode({"value": value, "currency": NOK})
+    with pytest.raises(msgspec.ValidationError, match=f"<= {MAX_WIRE_VALUE}"):
+        msgspec.json.decode(payload, type=Money)
+
+
+@given(nok, nok)
+def test_sums_may_pass_the_wire_bound(a: Money, b: Money) -> None:
+    # Only the decoder (and the messages) bound an amount: arithmetic never fails on size.
+    big = Money(MAX_WIRE_VALUE, NOK)
+    assert (big + a + b).value == MAX_WIRE_VALUE + a.value + b.value

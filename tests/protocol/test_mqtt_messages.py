@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 
 from vendgate.protocol import Money
 from vendgate.protocol.mqtt import (
+    MAX_COUNT,
+    MAX_ITEM,
     MAX_PAYLOAD_BYTES,
+    MAX_WIRE_VALUE,
     MESSAGE_TYPES,
     Ack,
     Authorized,
@@ -275,11 +278,16 @@ def test_envelope_fields_come_first(wire_name: str) -> None:
 # -- round trips of generated messages ---------------------------------------------------------
 
 texts = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
+CONTROL_CHARACTERS = "".join(map(chr, [*range(0x20), 0x7F]))
+identifiers = st.text(
+    st.characters(codec="utf-8", exclude_characters=CONTROL_CHARACTERS), min_size=1, max_size=40
+)
 offsets = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-9.5))])
 times = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=offsets
 )
-counts = st.integers(min_value=0, max_value=2**53)
+counts = st.integers(min_value=0, max_value=MAX_COUNT)
+items = st.integers(min_value=0, max_value=MAX_ITEM)
 currencies = st.sampled_from(["NOK", "EUR", "SEK", "DKK", "JPY"])
 json_scalars = (
     st.none()
@@ -297,8 +305,8 @@ json_objects = st.dictionaries(texts, json_values, max_size=4)
 
 
 @st.composite
-def money_in(draw: st.DrawFn, currency: str) -> Money:
-    return Money(draw(st.integers(min_value=0, max_value=10**9)), currency)
+def money_in(draw: st.DrawFn, currency: str, maximum: int = MAX_WIRE_VALUE) -> Money:
+    return Money(draw(st.integers(min_value=0, max_value=maximum)), currency)
 
 
 monies = currencies.flatmap(money_in)
@@ -309,49 +317,55 @@ def ended_messages(draw: st.DrawFn) -> Ended:
     currency = draw(currencies)
     lines = draw(
         st.lists(
-            st.builds(DispensedItem, item=counts, price=money_in(currency), success=st.booleans()),
+            st.builds(
+                DispensedItem,
+                item=items,
+                # At most five lines: their total stays within the wire's bound too.
+                price=money_in(currency, MAX_WIRE_VALUE // 5),
+                success=st.booleans(),
+            ),
             max_size=5,
         )
     )
     return Ended.create(
         now=draw(times),
         seq=draw(counts),
-        vend_id=draw(texts),
+        vend_id=draw(identifiers),
         reason=draw(st.sampled_from(EndReason)),
         dispensed=lines,
         currency=currency,
-        message_id=draw(texts),
+        message_id=draw(identifiers),
     )
 
 
-envelope = {"id": texts, "ts": times}
+envelope = {"id": identifiers, "ts": times}
 STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
     "status": st.builds(
         Status,
         **envelope,
         state=st.sampled_from(StatusState),
-        boot_id=texts,
+        boot_id=identifiers,
         versions=st.dictionaries(texts, st.text(max_size=10), max_size=3),
     ),
     "telemetry": st.builds(
-        Telemetry, **envelope, uptime_s=counts, board=texts, outbox=counts, extra=json_objects
+        Telemetry, **envelope, uptime_s=counts, board=identifiers, outbox=counts, extra=json_objects
     ),
     "cmd/authorized": st.builds(
-        Authorized, **envelope, vend_id=texts, amount=monies, expires_at=times
+        Authorized, **envelope, vend_id=identifiers, amount=monies, expires_at=times
     ),
-    "cmd/cancel": st.builds(Cancel, **envelope, vend_id=texts),
-    "cmd/ack": st.builds(Ack, **envelope, events=st.lists(texts, max_size=5).map(tuple)),
+    "cmd/cancel": st.builds(Cancel, **envelope, vend_id=identifiers),
+    "cmd/ack": st.builds(Ack, **envelope, events=st.lists(identifiers, max_size=5).map(tuple)),
     "cmd/config": st.builds(Config, **envelope, settings=json_objects),
-    "evt/started": st.builds(Started, **envelope, seq=counts, vend_id=texts, funds=monies),
+    "evt/started": st.builds(Started, **envelope, seq=counts, vend_id=identifiers, funds=monies),
     "evt/rejected": st.builds(
-        Rejected, **envelope, seq=counts, vend_id=texts, reason=st.sampled_from(RejectReason)
+        Rejected, **envelope, seq=counts, vend_id=identifiers, reason=st.sampled_from(RejectReason)
     ),
     "evt/dispensed": st.builds(
         Dispensed,
         **envelope,
         seq=counts,
-        vend_id=texts,
-        item=counts,
+        vend_id=identifiers,
+        item=items,
         price=monies,
         success=st.booleans(),
     ),
@@ -360,8 +374,8 @@ STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
         Hello,
         **envelope,
         seq=counts,
-        boot_id=texts,
-        open_vends=st.lists(texts, max_size=5).map(tuple),
+        boot_id=identifiers,
+        open_vends=st.lists(identifiers, max_size=5).map(tuple),
         outbox=counts,
     ),
 }
