@@ -160,8 +160,15 @@ def _background_work(app: Litestar, settings: CloudSettings) -> list[Coroutine[A
     work: list[Coroutine[Any, Any, None]] = []
     if settings.run_mqtt:
         handler = MessageHandler(ctx)
-        link = MqttLink(settings.mqtt, cloud_filters(ctx), handler, on_connect=ctx.kick_outbox)
+        link = MqttLink(
+            settings.mqtt,
+            cloud_filters(ctx),
+            handler,
+            on_connect=ctx.kick_outbox,
+            presence=ctx.tree.cloud_presence(),
+        )
         handler.link = link
+        ctx.pings.link = link
         app.state.mqtt = link
         work += [link.run(), run_publisher(ctx, link)]
     if settings.run_reconciler:
@@ -173,8 +180,13 @@ def cloud_filters(ctx: CloudContext) -> list[TopicFilter]:
     """Events and telemetry shared between replicas when the broker can; status plainly.
 
     Every replica takes every status: Mosquitto sends no retained message to a shared
-    subscription, and a status is idempotent (ordered by its timestamp) anyway.
+    subscription, and a status is idempotent (ordered by boot and seq) anyway. With shared
+    events every replica also takes every pong plainly: the one that pinged is waiting for it
+    (without sharing, the events filter already brings them all).
     """
     group = "cloud" if ctx.settings.mqtt.shared_subscriptions else None
     tree = ctx.tree
-    return [tree.events_filter(group), tree.telemetry_filter(group), tree.status_filter()]
+    filters = [tree.events_filter(group), tree.telemetry_filter(group), tree.status_filter()]
+    if group is not None:
+        filters.append(tree.pong_filter())
+    return filters

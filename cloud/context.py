@@ -1,4 +1,5 @@
-"""What the running app shares between its parts: settings, database, Vipps, clock, signals.
+"""What the running app shares between its parts: settings, database, Vipps, clock, signals,
+pings.
 
 One instance lives on ``app.state.ctx`` and is injected into controllers and the background
 tasks. Signals are only wake-ups (an ``asyncio.Event``): every fact they hint at is in the
@@ -11,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from vendgate.cloud.db import SessionFactory
+from vendgate.cloud.machines import Pings
 from vendgate.cloud.vipps import VippsClient
 from vendgate.protocol.mqtt import TopicTree
 
@@ -28,6 +30,11 @@ class CloudContext:
     tree: TopicTree = field(default_factory=TopicTree)
     work_signal: asyncio.Event = field(default_factory=asyncio.Event)
     outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
+    # Pings waiting for their pong, in this replica's memory (the MQTT link is set by the app).
+    pings: Pings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pings = Pings(self.tree, self.clock)
 
     def kick_work(self) -> None:
         """Something became due: let the reconciler look now rather than at its next pass."""

@@ -7,7 +7,8 @@ call ``from_env`` with a dict) and pass them to ``create_app``. Every time is in
 from __future__ import annotations
 
 import os
-import secrets
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,12 @@ DEFAULT_DATA_DIR = ".vendgate"
 
 def _env_bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def default_client_id() -> str:
+    """``vendgate-cloud-<hostname>``, the hostname reduced to characters every broker takes."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "host"
+    return f"vendgate-cloud-{host}"[:64]
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -54,8 +61,17 @@ class MqttSettings:
     # `$share/cloud/...` subscriptions: on for Mosquitto (several replicas), off for amqtt,
     # which ignores them (it would then deliver nothing).
     shared_subscriptions: bool = False
-    client_id: str = field(default_factory=lambda: f"vendgate-cloud-{secrets.token_hex(4)}")
+    # Fixed per replica, so its persistent session (and the events queued in it while it
+    # reconnects) is found again. Empty: the username (Mosquitto ties client id to username),
+    # else `vendgate-cloud-<hostname>`. Two replicas must never share one.
+    client_id: str = ""
+    # Reconnects: the first after `reconnect_min`, doubling (with jitter) up to `reconnect_delay`.
+    reconnect_min: float = 0.1
     reconnect_delay: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            object.__setattr__(self, "client_id", self.username or default_client_id())
 
     @classmethod
     def from_url(cls, url: str, **overrides: object) -> MqttSettings:
@@ -96,6 +112,9 @@ class TimingSettings:
     approval_timeout: float = 90.0
     # After this many failed tries of one session's step an alert is raised (once).
     alert_after_failures: float = 5
+    # A scan pings the machine and creates the payment only on its answer within this bound.
+    # 0 turns the ping off: only for tests that run without MQTT, never in production.
+    ping_timeout: float = 1.5
 
 
 @dataclass(frozen=True)

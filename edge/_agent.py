@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol, TypeVar
@@ -44,8 +44,10 @@ from vendgate.edge._device import CashlessDevice, board_of, to_input
 from vendgate.edge._inputs import (
     BeginFailed,
     Booted,
+    CloudPresenceArrived,
     CommandArrived,
     Connected,
+    Connecting,
     Disconnected,
     Input,
     ResendDue,
@@ -95,7 +97,15 @@ class _Stop:
     """Queued last: the input task finishes what is before it, then returns."""
 
 
-_QueueItem = Input | Callable[[], Input] | _Stop
+@dataclass(frozen=True)
+class _Awaited:
+    """An input whose sender waits until its actions are done (the will before a connect)."""
+
+    input: Input
+    done: asyncio.Future[None]
+
+
+_QueueItem = Input | Callable[[], Input] | _Stop | _Awaited
 
 
 class EdgeAgent:
@@ -126,8 +136,10 @@ class EdgeAgent:
         self.link = MqttLink(
             url=config.mqtt,
             client_id=config.machine_id,
-            subscriptions=[(str(config.topics.edge_filter(config.machine_id)), 1)],
-            callbacks=LinkCallbacks(self._on_connected, self._on_disconnected, self._on_message),
+            subscriptions=[(str(f), 1) for f in config.topics.edge_filters(config.machine_id)],
+            callbacks=LinkCallbacks(
+                self._on_connected, self._on_disconnected, self._on_message, self._before_connect
+            ),
             keepalive_s=config.keepalive_s,
             reconnect_min_s=config.reconnect_min_s,
             reconnect_max_s=config.reconnect_max_s,
@@ -215,11 +227,24 @@ class EdgeAgent:
             item = await self._inputs.get()
             if isinstance(item, _Stop):
                 return
+            if isinstance(item, _Awaited):
+                try:
+                    await self._handle(item.input)
+                finally:
+                    if not item.done.done():
+                        item.done.set_result(None)
+                continue
             await self._handle(item() if callable(item) else item)
 
     async def _handle(self, event: Input) -> None:
         for action in self.core.handle(event, self.clock.now()):
             await self._perform(action)
+
+    async def _before_connect(self) -> None:
+        """Let the core set this attempt's last will, in turn with every other input."""
+        done = asyncio.get_running_loop().create_future()
+        self._inputs.put_nowait(_Awaited(Connecting(), done))
+        await done
 
     def _on_connected(self, session_present: bool) -> None:
         self._inputs.put_nowait(Connected(session_present))
@@ -228,6 +253,9 @@ class EdgeAgent:
         self._inputs.put_nowait(Disconnected(reason))
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        if self.config.topics.is_cloud_presence(topic):
+            self._inputs.put_nowait(CloudPresenceArrived(payload, retained))
+            return
         try:
             parsed = self.config.topics.parse(topic)
         except ContractError as error:

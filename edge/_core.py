@@ -2,8 +2,10 @@
 
 It decides everything the agent does: what to say on connect, which command does what (the vend
 rules are in ``_vends``), what the outbox holds until the cloud's ``ack`` (``_ledger``), when to
-re-send. Each step's durable changes come first in its actions as one ``Persist``, which the
-shell commits before it publishes anything, so a crash at any point loses no event.
+re-send (on every connect, on the resend timer, and at once when a cloud replica announces
+itself on ``{prefix}/cloud``), how to answer a ``ping``. Each step's durable changes come first
+in its actions as one ``Persist``, which the shell commits before it publishes anything, so a
+crash at any point loses no event.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from typing import Any, ClassVar
 from vendgate.edge._actions import Action, ApplySettings, Log, Publish, SetWill
 from vendgate.edge._inputs import (
     BeginFailed,
+    Board,
     Booted,
+    CloudPresenceArrived,
     CommandArrived,
     Connected,
+    Connecting,
     Disconnected,
     Input,
     ResendDue,
@@ -38,9 +43,12 @@ from vendgate.protocol.mqtt import (
     Ack,
     Authorized,
     Cancel,
+    CloudPresence,
     Config,
     Hello,
     MessageError,
+    Ping,
+    Pong,
     Status,
     StatusState,
     Telemetry,
@@ -68,6 +76,9 @@ class AgentCore:
         self.machine_id = machine_id
         self.boot_id: str | None = None
         self.versions: dict[str, str] = {}
+        # Connect attempts of this boot: attempt k says `online` with seq 2k, its will 2k+1.
+        self.attempt = 0
+        self._cloud_presence_seen: str | None = None  # id of the last `cloud` online acted on
         self.settings, _, self._settings_problems = (defaults or Settings()).updated(
             snapshot.settings
         )
@@ -111,6 +122,11 @@ class AgentCore:
         step.do(SetWill(self._status(step.now, StatusState.OFFLINE).encode()))
         step.do(ApplySettings(self.settings))
 
+    def _connecting(self, step: Step, event: Connecting) -> None:
+        # A fresh will per attempt: its seq must beat the `online` of the attempt before.
+        self.attempt += 1
+        step.do(SetWill(self._status(step.now, StatusState.OFFLINE).encode()))
+
     def _connected(self, step: Step, event: Connected) -> None:
         boot_id = self._require_boot()
         self.ledger.connected = True
@@ -139,8 +155,10 @@ class AgentCore:
             step.do(Publish(status.wire_name(), status.encode()))
 
     def _status(self, now: datetime, state: StatusState) -> Status:
+        """This attempt's ``online`` (seq 2k) or ``offline`` (2k+1: the will, a clean stop)."""
+        seq = 2 * self.attempt + (1 if state is StatusState.OFFLINE else 0)
         return Status.create(
-            now=now, state=state, boot_id=self._require_boot(), versions=self.versions
+            now=now, state=state, boot_id=self._require_boot(), versions=self.versions, seq=seq
         )
 
     def _require_boot(self) -> str:
@@ -175,6 +193,25 @@ class AgentCore:
             self._ack(step, message)
         elif isinstance(message, Config):
             self._config(step, message)
+        elif isinstance(message, Ping):
+            self._ping(step, message, event.board)
+
+    def _ping(self, step: Step, ping: Ping, board: Board) -> None:
+        """Answer at once, from the board as it is now; never stored, never re-sent."""
+        if ping.is_expired(step.now):
+            step.log(Log.info("ping.expired", ping_id=ping.id))
+            return
+        open_vends = self.open_vends
+        pong = Pong.create(
+            now=step.now,
+            ping_id=ping.id,
+            boot_id=self._require_boot(),
+            board=board.state,
+            can_vend=board.can_begin_session and not open_vends,
+            open_vends=open_vends,
+        )
+        step.do(Publish(pong.wire_name(), pong.encode()))
+        step.log(Log.info("ping.answered", ping_id=ping.id, can_vend=pong.can_vend))
 
     def _ack(self, step: Step, command: Ack) -> None:
         removed = self.ledger.acknowledge(step, list(command.events))
@@ -194,16 +231,30 @@ class AgentCore:
             step.do(ApplySettings(self.settings))
             step.log(Log.info("config.applied", **applied))
 
+    def _cloud_presence(self, step: Step, event: CloudPresenceArrived) -> None:
+        try:
+            presence = CloudPresence.decode(event.payload)
+        except MessageError as error:
+            step.log(Log.warning("cloud.presence_malformed", error=str(error)))
+            return
+        # The same retained message again (our re-subscribe) is no news: connect re-sent.
+        if presence.state is not StatusState.ONLINE or presence.id == self._cloud_presence_seen:
+            return
+        self._cloud_presence_seen = presence.id
+        step.log(Log.info("cloud.online", replica=presence.replica, retained=event.retained))
+        self._resend(step, everything=True)
+
     # -- timers -------------------------------------------------------------------------------
 
     def _resend_due(self, step: Step, event: ResendDue) -> None:
         self.vends.give_up_stuck_start(step)
         self._resend(step)
 
-    def _resend(self, step: Step) -> None:
+    def _resend(self, step: Step, *, everything: bool = False) -> None:
         if not self.ledger.connected:
             return
-        due = list(self.ledger.due_for_resend(step.now, self.settings.resend_interval_s))
+        interval = 0.0 if everything else self.settings.resend_interval_s
+        due = list(self.ledger.due_for_resend(step.now, interval))
         for event in due:
             self.ledger.publish(step, event)
         if due:
@@ -224,10 +275,12 @@ class AgentCore:
 
     _handlers: ClassVar[dict[type, Callable[[AgentCore, Step, Any], None]]] = {
         Booted: _booted,
+        Connecting: _connecting,
         Connected: _connected,
         Disconnected: _disconnected,
         ShuttingDown: _shutting_down,
         CommandArrived: _command,
+        CloudPresenceArrived: _cloud_presence,
         ResendDue: _resend_due,
         TelemetryDue: _telemetry_due,
         BeginFailed: lambda core, step, event: core.vends.begin_failed(step, event),

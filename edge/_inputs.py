@@ -15,8 +15,10 @@ __all__ = [
     "BeginFailed",
     "Board",
     "Booted",
+    "CloudPresenceArrived",
     "CommandArrived",
     "Connected",
+    "Connecting",
     "Disconnected",
     "Input",
     "ResendDue",
@@ -47,6 +49,11 @@ class Booted:
 
 
 @dataclass(frozen=True, slots=True)
+class Connecting:
+    """The shell is about to make a connect attempt: its last will must be set first."""
+
+
+@dataclass(frozen=True, slots=True)
 class Connected:
     """The MQTT session is up (CONNACK accepted)."""
 
@@ -72,6 +79,14 @@ class CommandArrived:
     board: Board
     retained: bool = False
     machine_id: str | None = None  # from the topic; None if the shell already checked it
+
+
+@dataclass(frozen=True, slots=True)
+class CloudPresenceArrived:
+    """A message on ``{prefix}/cloud``, not decoded yet: a cloud replica came or went."""
+
+    payload: bytes
+    retained: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +143,12 @@ class TelemetryDue:
 
 Input: TypeAlias = (
     Booted
+    | Connecting
     | Connected
     | Disconnected
     | ShuttingDown
     | CommandArrived
+    | CloudPresenceArrived
     | BeginFailed
     | SessionOpened
     | VendApproved

@@ -6,7 +6,9 @@ thread. TCP_NODELAY is set as the socket opens, before CONNECT is written: witho
 command/ack round trip waits ~40 ms per hop for Nagle and delayed ACK.
 
 Session: client id = username = machine id, clean session off (commands queued while the machine
-was offline are delivered when it is back), the last will set before every connect. Reconnects
+was offline are delivered when it is back), the last will set before every connect: paho writes
+the will stored by ``will_set`` into each CONNECT it sends, so the ``connecting`` callback is
+awaited before each attempt and sets that attempt's will (a fresh ``seq``). Reconnects
 wait ``reconnect_delay()`` (capped exponential backoff with jitter). ``publish`` only sends while
 connected: the agent's outbox, not paho's memory, is what keeps events across outages.
 """
@@ -19,7 +21,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +51,8 @@ class LinkCallbacks:
     connected: Callable[[bool], None]  # session_present
     disconnected: Callable[[str], None]
     message: Callable[[str, bytes, bool], None]  # topic, payload, retained
+    # Awaited before every connect attempt; the agent sets that attempt's last will in it.
+    connecting: Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -160,6 +164,7 @@ class MqttLink:
     async def _one_connection(self) -> str | None:
         """Run one connection to its end; ``None`` if it was up, else why it never came up."""
         connection = self._connection = _Connection()
+        await self._callbacks.connecting()
         try:
             await asyncio.get_running_loop().run_in_executor(None, self._connect_blocking)
             session_present = await asyncio.wait_for(connection.connack, self._keepalive)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from vendgate.cloud.progress import Progress
 from vendgate.cloud.vends import VendState, lines_of, open_vend
 from vendgate.protocol import Money
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Started:
@@ -38,12 +41,18 @@ async def start_purchase(
     dedup_key: str | None = None,
     admit: Callable[[Machine], None] | None = None,
 ) -> Started:
-    """Open a session and create its payment, or refuse (offline, busy, disabled).
+    """Open a session and create its payment, or refuse (offline, busy, disabled, silent).
 
     ``admit`` sees the machine once it is known to exist, before anything else is read or
-    written, and may refuse by raising (the scan's rate limit).
+    written, and may refuse by raising (the scan's rate limit). Before anything is written
+    the machine is pinged: no answer within ``ping_timeout``, no session and no payment.
     """
-    vend_id = await _open(ctx, machine, customer_token, dedup_key, admit)
+    machine_id = machine if isinstance(machine, str) else machine.id
+    if ctx.settings.timing.ping_timeout > 0:
+        name = await _check(ctx, machine_id, admit)
+        await _ask(ctx, machine_id, name)
+        admit = None  # taken once, above
+    vend_id = await _open(ctx, machine_id, customer_token, dedup_key, admit)
     await Progress(ctx).run_claimed(vend_id)
     async with transaction(ctx.sessions) as db:
         vend = await db.get(VendSession, vend_id)
@@ -56,24 +65,63 @@ async def start_purchase(
     return Started(vend_id, payment.redirect_url)
 
 
+async def _check(
+    ctx: CloudContext, machine_id: str, admit: Callable[[Machine], None] | None
+) -> str:
+    """Refuse what the database already knows (read only); the machine's name otherwise."""
+    async with transaction(ctx.sessions) as db:
+        machine, _ = await _available(ctx, db, machine_id, admit)
+        return machine.name
+
+
+async def _ask(ctx: CloudContext, machine_id: str, name: str) -> None:
+    """Refuse unless the machine answers the ping now, able to vend."""
+    pong = await ctx.pings.ask(machine_id, ctx.settings.timing.ping_timeout)
+    if pong is None:
+        log.info("scan at %s refused: no answer to the ping", machine_id)
+        raise MachineUnavailable(name, Unavailability.OFFLINE)
+    if not pong.can_vend:
+        log.info(
+            "scan at %s refused: board %s, open vends %s",
+            machine_id,
+            pong.board,
+            ",".join(pong.open_vends) or "-",
+        )
+        # A vend still open there is "busy"; anything else (board silent, reader disabled) is
+        # out of order, which the customer sees as offline.
+        reason = Unavailability.BUSY if pong.open_vends else Unavailability.OFFLINE
+        raise MachineUnavailable(name, reason)
+
+
+async def _available(
+    ctx: CloudContext,
+    db: AsyncSession,
+    machine_id: str,
+    admit: Callable[[Machine], None] | None = None,
+) -> tuple[Machine, int]:
+    """The machine and its highest price, or ``MachineUnavailable`` (offline, busy...)."""
+    machine = await get_machine(db, machine_id)
+    if admit is not None:
+        admit(machine)
+    max_price = await _highest_price(db, machine)
+    busy = await has_open_vend(db, machine.id)
+    reason = unavailability(machine, ctx.clock(), ctx.settings.timing.heartbeat_window, busy)
+    if reason is not None:
+        raise MachineUnavailable(machine.name, reason)
+    return machine, max_price
+
+
 async def _open(
     ctx: CloudContext,
-    machine_or_id: Machine | str,
+    machine_id: str,
     token: str | None,
     dedup_key: str | None,
     admit: Callable[[Machine], None] | None,
 ) -> str:
     now = ctx.clock()
     async with transaction(ctx.sessions) as db:
-        machine_id = machine_or_id if isinstance(machine_or_id, str) else machine_or_id.id
-        machine = await get_machine(db, machine_id)
-        if admit is not None:
-            admit(machine)
-        max_price = await _highest_price(db, machine)
-        busy = await has_open_vend(db, machine.id)
-        reason = unavailability(machine, now, ctx.settings.timing.heartbeat_window, busy)
-        if reason is not None:
-            raise MachineUnavailable(machine.name, reason)
+        # Again: the machine may have become busy or offline while it was pinged.
+        machine, max_price = await _available(ctx, db, machine_id, admit)
         if dedup_key is not None:
             db.add(ProcessedMessage(key=dedup_key, received_at=now))
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, LargeBinary, text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, text
 from sqlmodel import Field, SQLModel
 
 # One open vend session per machine, enforced by the database (a partial unique index), so
@@ -25,10 +25,12 @@ class Machine(SQLModel, table=True):
     disabled: bool = False
     # The merchant-callback QR of this machine (Vipps QR API id), if it has one.
     callback_qr_id: str | None = Field(default=None, max_length=100, unique=True)
-    # The last `status` message: online or not, its boot and its timestamp (ordering guard).
+    # The last `status` message applied: online or not, its boot, its timestamp and its seq
+    # (the ordering guard: seq within a boot, the timestamp across boots).
     online: bool = False
     boot_id: str | None = Field(default=None, max_length=128)
     status_at: datetime | None = None
+    status_seq: int | None = Field(default=None, sa_type=BigInteger)
     # When the cloud last heard anything from the machine (status, telemetry, events).
     last_seen_at: datetime | None = None
     created_at: datetime

@@ -1,5 +1,6 @@
-"""Machines and their planogram."""
+"""Machines and their planogram, status and pings."""
 
+from ._ping import Pings
 from ._service import (
     SlotSpec,
     get_machine,
@@ -12,6 +13,7 @@ from ._service import (
 )
 
 __all__ = [
+    "Pings",
     "SlotSpec",
     "get_machine",
     "has_open_vend",

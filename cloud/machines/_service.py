@@ -125,11 +125,33 @@ async def upsert_machine(
 
 
 def record_status(machine: Machine, status: Status, now: datetime) -> bool:
-    """Apply a `status` message unless an equal or newer one was applied already."""
-    if machine.status_at is not None and as_utc(machine.status_at) >= status.ts:
+    """Apply a `status` message unless it is older than the one applied already.
+
+    The last will is written when a connection is made, so its `ts` is older than that
+    connection's `online`: within one boot the order is the status `seq` (online 2k, will 2k+1),
+    or, from senders without `seq`, "offline wins". Across boots only the clock can tell.
+    """
+    if not _is_newer(machine, status):
         return False
     machine.online = status.state is StatusState.ONLINE
     machine.boot_id = status.boot_id
-    machine.status_at = status.ts
+    # The newest time seen, not the will's older one: a stale copy of the `online` that the
+    # will beat must not win back on its timestamp.
+    if machine.status_at is None or status.ts > as_utc(machine.status_at):
+        machine.status_at = status.ts
+    machine.status_seq = status.seq
     machine.last_seen_at = now
     return True
+
+
+def _is_newer(machine: Machine, status: Status) -> bool:
+    if machine.status_at is None:
+        return True
+    newer_ts = status.ts > as_utc(machine.status_at)
+    if status.boot_id != machine.boot_id:
+        return newer_ts
+    if status.seq is not None and machine.status_seq is not None:
+        return status.seq > machine.status_seq
+    if status.state is StatusState.OFFLINE and machine.online:
+        return True  # this boot's will (or clean stop) beats its `online`, whatever the ts
+    return newer_ts

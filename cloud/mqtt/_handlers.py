@@ -39,6 +39,7 @@ from vendgate.protocol.mqtt import (
     Event,
     Message,
     ParsedTopic,
+    Pong,
     Rejected,
     RejectReason,
     Started,
@@ -95,7 +96,10 @@ class MessageHandler:
             await self._ack(parsed.machine_id, event_id)
 
     async def handle(self, topic: ParsedTopic, message: Message) -> None:
-        if isinstance(message, Event):
+        if isinstance(message, Pong):
+            # Only the replica that pinged waits for it; never stored, never acked.
+            self.ctx.pings.answered(topic.machine_id, message)
+        elif isinstance(message, Event):
             await self._event(topic.machine_id, message)
         elif isinstance(message, Status | Telemetry):
             await self._presence(topic.machine_id, message)

@@ -1,21 +1,31 @@
 """The app's one MQTT connection: a reconnect loop around ``async with aiomqtt.Client``.
 
-aiomqtt 2.x does not reconnect by itself, and subscriptions are lost with the connection, so
-each round connects, subscribes, and reads messages until the link drops, then waits and
-starts over. TCP_NODELAY is set on the socket (a QoS 1 round trip costs ~88 ms without it).
+aiomqtt 2.x does not reconnect by itself, so each round connects, subscribes, announces the
+replica, and reads messages until the link drops, then waits and starts over: the first wait
+is short (``reconnect_min``), doubling with jitter up to ``reconnect_delay``. TCP_NODELAY is set
+on the socket (a QoS 1 round trip costs ~88 ms without it).
+
+The session is persistent (clean session off, a client id fixed per replica): events a
+machine publishes while this replica reconnects are queued for it by the broker. On every
+connect the replica publishes a retained ``online`` on ``{prefix}/cloud`` (its last will is
+``offline``); each machine that hears it re-sends its unacked events at once, which also
+covers what a broker without the session (a restart without persistence, a new replica)
+could not keep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 
 import aiomqtt
 
 from vendgate.cloud.settings import MqttSettings
-from vendgate.protocol.mqtt import TopicFilter
+from vendgate.protocol.mqtt import CloudPresence, StatusState, Topic, TopicFilter
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +33,15 @@ MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
 OnConnect = Callable[[], None]
 
 
-class NotConnected(Exception):
+class NotConnected(ConnectionError):
     """A publish was asked for while the link is down; the caller retries later."""
+
+
+def reconnect_delay(attempt: int, first: float, cap: float) -> float:
+    """Seconds before reconnect ``attempt`` (0 for the first): capped doubling, equal jitter,
+    so replicas that lost the broker together do not come back in lockstep."""
+    ceiling = min(cap, first * float(1 << min(max(attempt, 0), 32)))
+    return ceiling / 2 + random.random() * ceiling / 2
 
 
 class MqttLink:
@@ -34,48 +51,75 @@ class MqttLink:
         filters: Sequence[TopicFilter],
         handler: MessageHandler,
         on_connect: OnConnect = lambda: None,
+        presence: Topic | None = None,
     ) -> None:
         self.settings = settings
         self.filters = tuple(filters)
         self.handler = handler
         self.on_connect = on_connect
+        self.presence = presence  # where to announce this replica (None: nowhere)
         self.connected = asyncio.Event()
+        self.connects = 0
         self._client: aiomqtt.Client | None = None
+
+    def _presence(self, state: StatusState) -> bytes:
+        now = datetime.now(UTC)
+        return CloudPresence.create(now=now, state=state, replica=self.settings.client_id).encode()
 
     def _new_client(self) -> aiomqtt.Client:
         s = self.settings
+        will = None
+        if self.presence is not None:
+            will = aiomqtt.Will(str(self.presence), self._presence(StatusState.OFFLINE), 1, True)
         return aiomqtt.Client(
             s.host,
             s.port,
             username=s.username,
             password=s.password,
             identifier=s.client_id,
-            # A clean session: a replica's backlog is not kept for it; the edge outbox re-sends.
-            clean_session=True,
+            # Persistent: the broker keeps this replica's subscriptions and queues its events
+            # while it reconnects.
+            clean_session=False,
+            will=will,
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             timeout=10,
         )
 
     async def run(self) -> None:
+        attempt = 0
         while True:
+            connects = self.connects
             try:
                 await self._connect_and_listen()
             except aiomqtt.MqttError as exc:
-                log.warning(
-                    "MQTT link down (%s); reconnecting in %ss", exc, self.settings.reconnect_delay
-                )
+                log.warning("MQTT link down (%s)", exc)
             finally:
                 self._client = None
                 self.connected.clear()
-            await asyncio.sleep(self.settings.reconnect_delay)
+            attempt = 0 if self.connects > connects else attempt + 1
+            delay = reconnect_delay(
+                attempt, self.settings.reconnect_min, self.settings.reconnect_delay
+            )
+            log.info("MQTT reconnecting in %.2fs", delay)
+            await asyncio.sleep(delay)
 
     async def _connect_and_listen(self) -> None:
         async with self._new_client() as client:
             for topic_filter in self.filters:
                 await client.subscribe(str(topic_filter), qos=1)
             self._client = client
+            self.connects += 1
             self.connected.set()
-            log.info("MQTT connected to %s:%s", self.settings.host, self.settings.port)
+            if self.presence is not None:
+                await client.publish(
+                    str(self.presence), self._presence(StatusState.ONLINE), qos=1, retain=True
+                )
+            log.info(
+                "MQTT connected to %s:%s as %s",
+                self.settings.host,
+                self.settings.port,
+                self.settings.client_id,
+            )
             self.on_connect()
             async for message in client.messages:
                 await self.handler(message)

@@ -35,12 +35,15 @@ __all__ = [
     "Ack",
     "Authorized",
     "Cancel",
+    "CloudPresence",
     "Config",
     "Dispensed",
     "DispensedItem",
     "EndReason",
     "Ended",
     "Hello",
+    "Ping",
+    "Pong",
     "RejectReason",
     "Rejected",
     "Started",
@@ -111,18 +114,26 @@ def _check_money(wire_name: str, value: object, field: str) -> None:
 
 
 class Status(Message, frozen=True, kw_only=True):
-    """Retained on ``status``: ``online`` when connected, ``offline`` as the last will."""
+    """Retained on ``status``: ``online`` when connected, ``offline`` as the last will.
+
+    ``seq`` (optional, added in v1) orders the statuses of one boot: connection k says
+    ``online`` with 2k and leaves a will ``offline`` with 2k+1, so the will of the connection
+    that died wins over its ``online`` whatever the two timestamps say.
+    """
 
     topic_kind: ClassVar[TopicKind] = TopicKind.STATUS
 
     state: StatusState
     boot_id: Identifier
     versions: dict[str, str]
+    seq: NonNegativeInt | None = None
 
     def _validate(self) -> None:
         super()._validate()
         _require_member(self, "state", StatusState)
         self._require_text("boot_id")
+        if self.seq is not None:
+            self._require_count("seq")
 
     @classmethod
     def create(
@@ -132,10 +143,15 @@ class Status(Message, frozen=True, kw_only=True):
         state: StatusState,
         boot_id: str,
         versions: dict[str, str],
+        seq: int | None = None,
         message_id: str | None = None,
     ) -> Status:
         return cls(
-            **_envelope(cls, now, message_id), state=state, boot_id=boot_id, versions=versions
+            **_envelope(cls, now, message_id),
+            state=state,
+            boot_id=boot_id,
+            versions=versions,
+            seq=seq,
         )
 
 
@@ -173,6 +189,27 @@ class Telemetry(Message, frozen=True, kw_only=True):
             outbox=outbox,
             extra={} if extra is None else extra,
         )
+
+
+class CloudPresence(Message, frozen=True, kw_only=True):
+    """Retained on ``{prefix}/cloud``: a cloud replica connected (``online``) or vanished (its
+    last will, ``offline``). An ``online`` tells every machine to re-send its unacked events."""
+
+    topic_kind: ClassVar[TopicKind] = TopicKind.CLOUD
+
+    state: StatusState
+    replica: Identifier  # the replica's MQTT client id
+
+    def _validate(self) -> None:
+        super()._validate()
+        _require_member(self, "state", StatusState)
+        self._require_text("replica")
+
+    @classmethod
+    def create(
+        cls, *, now: datetime, state: StatusState, replica: str, message_id: str | None = None
+    ) -> CloudPresence:
+        return cls(**_envelope(cls, now, message_id), state=state, replica=replica)
 
 
 # -- commands (cloud -> edge) ------------------------------------------------------------------
@@ -260,7 +297,75 @@ class Config(Command, frozen=True, kw_only=True):
         return cls(**_envelope(cls, now, message_id), settings=settings)
 
 
+class Ping(Command, frozen=True, kw_only=True):
+    """Can you sell right now? Answer at once with ``evt/pong``; ignore it from ``expires_at``."""
+
+    topic_name: ClassVar[str | None] = "ping"
+
+    expires_at: Timestamp
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._require_utc("expires_at")
+
+    def is_expired(self, now: datetime) -> bool:
+        return utc_now_from(now, self.wire_name()) >= self.expires_at
+
+    @classmethod
+    def create(cls, *, now: datetime, expires_at: datetime, message_id: str | None = None) -> Ping:
+        return cls(**_envelope(cls, now, message_id), expires_at=expires_at)
+
+
 # -- events (edge -> cloud) --------------------------------------------------------------------
+
+
+class Pong(Message, frozen=True, kw_only=True):
+    """The answer to ``cmd/ping`` ``ping_id``: the board's state and whether a vend could start.
+
+    On an ``evt/`` topic but not an ``Event``: it is never stored, acked or re-sent (a late
+    answer is worth nothing), so it carries no ``seq``.
+    """
+
+    topic_kind: ClassVar[TopicKind] = TopicKind.EVENT
+    topic_name: ClassVar[str | None] = "pong"
+
+    ping_id: Identifier
+    boot_id: Identifier
+    board: Identifier
+    can_vend: bool
+    open_vends: tuple[Identifier, ...]
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._require_text("ping_id")
+        self._require_text("boot_id")
+        self._require_text("board")
+        if type(self.can_vend) is not bool:
+            self._fail("can_vend", f"must be true or false, got {self.can_vend!r}")
+        for index, vend_id in enumerate(self.open_vends):
+            if not isinstance(vend_id, str) or not vend_id:
+                self._fail(f"open_vends[{index}]", "must be a non-empty string")
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        now: datetime,
+        ping_id: str,
+        boot_id: str,
+        board: str,
+        can_vend: bool,
+        open_vends: Iterable[str],
+        message_id: str | None = None,
+    ) -> Pong:
+        return cls(
+            **_envelope(cls, now, message_id),
+            ping_id=ping_id,
+            boot_id=boot_id,
+            board=board,
+            can_vend=can_vend,
+            open_vends=tuple(open_vends),
+        )
 
 
 class Started(Event, frozen=True, kw_only=True):

@@ -11,10 +11,13 @@ from vendgate.protocol.mqtt._messages import (
     Ack,
     Authorized,
     Cancel,
+    CloudPresence,
     Config,
     Dispensed,
     Ended,
     Hello,
+    Ping,
+    Pong,
     Rejected,
     Started,
     Status,
@@ -36,12 +39,15 @@ _ALL_TYPES: tuple[type[Message], ...] = (
     Dispensed,
     Ended,
     Hello,
+    CloudPresence,
+    Ping,
+    Pong,
 )
 
 MESSAGE_TYPES: Mapping[str, type[Message]] = MappingProxyType(
     {cls.wire_name(): cls for cls in _ALL_TYPES}
 )
-"""Wire name (``"status"``, ``"cmd/authorized"``, ``"evt/dispensed"``...) to message class."""
+"""Wire name (``"status"``, ``"cmd/authorized"``, ``"evt/dispensed"``, ``"cloud"``...) to class."""
 
 
 def message_type(kind: TopicKind | str, name: str | None = None) -> type[Message]:

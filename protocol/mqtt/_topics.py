@@ -41,12 +41,17 @@ _SHARE = "$share"
 
 
 class TopicKind(StrEnum):
-    """The third level of a vendgate topic: what kind of traffic it carries."""
+    """The third level of a vendgate topic: what kind of traffic it carries.
+
+    ``CLOUD`` is the exception: the cloud's own presence, ``{prefix}/cloud``, has no machine
+    level (two levels after the prefix are a machine's; one can never clash with them).
+    """
 
     STATUS = "status"
     COMMAND = "cmd"
     EVENT = "evt"
     TELEMETRY = "telemetry"
+    CLOUD = "cloud"
 
     @property
     def has_name(self) -> bool:
@@ -60,8 +65,9 @@ class TopicKind(StrEnum):
 
     @property
     def retain(self) -> bool:
-        """Only status is retained, so a subscriber learns at once whether a machine is up."""
-        return self is TopicKind.STATUS
+        """Only presence is retained (a machine's status, the cloud's), so a subscriber learns
+        at once whether the other side is up."""
+        return self in (TopicKind.STATUS, TopicKind.CLOUD)
 
 
 def is_valid_machine_id(machine_id: object) -> TypeGuard[str]:
@@ -202,6 +208,8 @@ class ParsedTopic:
 
     def __post_init__(self) -> None:
         validate_machine_id(self.machine_id)
+        if self.kind is TopicKind.CLOUD:
+            raise TopicError("the cloud's presence topic has no machine level")
         if self.kind.has_name:
             _validate_message_name(self.name)
         elif self.name is not None:
@@ -249,6 +257,14 @@ class TopicTree:
     def telemetry(self, machine_id: str) -> Topic:
         return self.build(ParsedTopic(machine_id, TopicKind.TELEMETRY))
 
+    def cloud_presence(self) -> Topic:
+        """The cloud's retained presence, ``vend/v1/cloud``: every machine may read it."""
+        return Topic(f"{self.prefix}/{TopicKind.CLOUD}")
+
+    def is_cloud_presence(self, topic: Topic | str) -> bool:
+        value = topic.value if isinstance(topic, Topic) else topic
+        return value == self.cloud_presence().value
+
     # -- subscription filters ----------------------------------------------------------------
 
     def _any_machine(self, suffix: str, share_group: str | None) -> TopicFilter:
@@ -267,6 +283,11 @@ class TopicTree:
         """Every machine's telemetry: ``vend/v1/+/telemetry``."""
         return self._any_machine(str(TopicKind.TELEMETRY), share_group)
 
+    def pong_filter(self) -> TopicFilter:
+        """Every machine's ``evt/pong``, plainly: the replica that pinged waits for the answer,
+        and a shared subscription could hand it to another replica."""
+        return self._any_machine(f"{TopicKind.EVENT}/pong", None)
+
     def cloud_filters(self, share_group: str | None = None) -> tuple[TopicFilter, ...]:
         """What a cloud replica subscribes to; pass a group (``"cloud"``) on brokers with $share.
 
@@ -280,9 +301,13 @@ class TopicTree:
         )
 
     def edge_filter(self, machine_id: str) -> TopicFilter:
-        """What the edge of ``machine_id`` subscribes to: its commands, ``vend/v1/{m}/cmd/+``."""
+        """The commands of ``machine_id``: ``vend/v1/{m}/cmd/+``."""
         validate_machine_id(machine_id)
         return TopicFilter(f"{self.prefix}/{machine_id}/{TopicKind.COMMAND}/+")
+
+    def edge_filters(self, machine_id: str) -> tuple[TopicFilter, ...]:
+        """What the edge of ``machine_id`` subscribes to: its commands and the cloud's presence."""
+        return (self.edge_filter(machine_id), TopicFilter(self.cloud_presence().value))
 
     # -- parsing -----------------------------------------------------------------------------
 
@@ -300,6 +325,8 @@ class TopicTree:
             kind = TopicKind(kind_text)
         except ValueError:
             raise TopicError(f"topic {value!r} has an unknown kind {kind_text!r}") from None
+        if kind is TopicKind.CLOUD:
+            raise TopicError(f"topic {value!r} is not a machine's: the cloud's has no machine")
         expected_levels = 3 if kind.has_name else 2
         if len(levels) != expected_levels:
             raise TopicError(f"topic {value!r} has the wrong number of levels for {kind}")

@@ -4,14 +4,16 @@
   this event loop, an httpx client to it, and the Vipps simulator in process. The simulator's
   webhooks go to the cloud app (``ASGITransport``), so they are signed and verified for real.
 - ``FakeEdge``: a plain aiomqtt client speaking the wire contract as a machine would: status
-  online (retained, with an offline will), answers ``authorized`` with ``started``, then the
-  scripted ``dispensed`` and ``ended``; keeps unacked events and re-sends them.
+  online (retained, with an offline will, both with their seq), answers ``ping`` with
+  ``pong``, ``authorized`` with ``started``, then the scripted ``dispensed`` and ``ended``;
+  keeps unacked events and re-sends them, on its timer and when the cloud announces itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import time
@@ -45,12 +47,15 @@ from vendgate.protocol.mqtt import (
     Ack,
     Authorized,
     Cancel,
+    CloudPresence,
     Dispensed,
     DispensedItem,
     Ended,
     EndReason,
     Event,
     Hello,
+    Ping,
+    Pong,
     Rejected,
     RejectReason,
     Started,
@@ -69,7 +74,8 @@ CHOCOLATE = SlotSpec(item=12, name="Chocolate", price=3500, vat_rate=1500)
 PLANOGRAM = (COLA, CHOCOLATE)
 MAX_PRICE = 3500
 
-# Short intervals so the whole flow takes well under a second; never asserted on.
+# Short intervals so the whole flow takes well under a second; never asserted on. The ping
+# bound is generous instead: a loaded CI machine must never make a live machine look silent.
 FAST = TimingSettings(
     heartbeat_window=60.0,
     settle_deadline=30.0,
@@ -80,6 +86,7 @@ FAST = TimingSettings(
     reconcile_interval=0.1,
     work_lease=2.0,
     retry_delay=0.2,
+    ping_timeout=10.0,
 )
 
 
@@ -89,6 +96,8 @@ def cloud_settings(
     timing: TimingSettings = FAST,
     **overrides: Any,
 ) -> CloudSettings:
+    if mqtt is None:
+        timing = dataclasses.replace(timing, ping_timeout=0)  # nobody to answer a ping
     return CloudSettings(
         public_url=PUBLIC_URL,
         database=DatabaseSettings(url=database_url),
@@ -327,7 +336,10 @@ class FakeEdge:
     acked: set[str] = field(default_factory=set)
     sent: list[Event] = field(default_factory=list)
     handled_vends: set[str] = field(default_factory=set)
+    pongs: int = 0
     _seq: int = 0
+    _attempt: int = 0  # connects of this boot: online says 2k, the will 2k+1
+    _cloud_presence_seen: str | None = None
     _client: aiomqtt.Client | None = None
 
     @property
@@ -335,11 +347,13 @@ class FakeEdge:
         return TopicTree(self.prefix)
 
     def _status(self, state: StatusState) -> bytes:
+        seq = 2 * self._attempt + (1 if state is StatusState.OFFLINE else 0)
         return Status.create(
-            now=utc_now(), state=state, boot_id=self.boot_id, versions={"agent": "fake"}
+            now=utc_now(), state=state, boot_id=self.boot_id, versions={"agent": "fake"}, seq=seq
         ).encode()
 
     def _new_client(self) -> aiomqtt.Client:
+        self._attempt += 1
         will = aiomqtt.Will(
             str(self.tree.status(self.machine_id)), self._status(StatusState.OFFLINE), 1, True
         )
@@ -358,7 +372,8 @@ class FakeEdge:
     async def online(self) -> AsyncIterator[FakeEdge]:
         async with self._new_client() as client:
             self._client = client
-            await client.subscribe(str(self.tree.edge_filter(self.machine_id)), qos=1)
+            for topic_filter in self.tree.edge_filters(self.machine_id):
+                await client.subscribe(str(topic_filter), qos=1)
             await client.publish(
                 str(self.tree.status(self.machine_id)),
                 self._status(StatusState.ONLINE),
@@ -398,6 +413,9 @@ class FakeEdge:
     async def _listen(self) -> None:
         assert self._client is not None
         async for message in self._client.messages:
+            if self.tree.is_cloud_presence(str(message.topic)):
+                await self._cloud_presence(CloudPresence.decode(message.payload))  # type: ignore[arg-type]
+                continue
             parsed = self.tree.parse(str(message.topic))
             command = decode_for_topic(parsed, message.payload)  # type: ignore[arg-type]
             self.commands.append(command)
@@ -406,8 +424,18 @@ class FakeEdge:
             except Exception:
                 log.exception("fake edge failed on %s", command)
 
+    async def _cloud_presence(self, presence: CloudPresence) -> None:
+        """A replica connected: it may have missed what we sent, so re-send it all now."""
+        if presence.state is not StatusState.ONLINE or presence.id == self._cloud_presence_seen:
+            return
+        self._cloud_presence_seen = presence.id
+        for topic, payload in list(self.outbox.values()):
+            await self.publish_raw(topic, payload)
+
     async def _on_command(self, command: Any) -> None:
-        if isinstance(command, Ack):
+        if isinstance(command, Ping):
+            await self._pong(command)
+        elif isinstance(command, Ack):
             for event_id in command.events:
                 self.outbox.pop(event_id, None)
                 self.acked.add(event_id)
@@ -415,6 +443,21 @@ class FakeEdge:
             await self._authorized(command)
         elif isinstance(command, Cancel):
             log.info("fake edge %s told to cancel %s", self.machine_id, command.vend_id)
+
+    async def _pong(self, ping: Ping) -> None:
+        """Answer at once, straight to the broker: a pong is never kept or re-sent."""
+        if ping.is_expired(utc_now()):
+            return
+        pong = Pong.create(
+            now=utc_now(),
+            ping_id=ping.id,
+            boot_id=self.boot_id,
+            board="enabled",
+            can_vend=True,
+            open_vends=[],
+        )
+        self.pongs += 1
+        await self.publish_raw(str(self.tree.event(self.machine_id, "pong")), pong.encode())
 
     async def _authorized(self, command: Authorized) -> None:
         if command.vend_id in self.handled_vends:

@@ -66,6 +66,7 @@ def cloud_env(tmp_path: Path, broker: EmbeddedBroker, sim_url: str, port: int) -
         "VENDGATE_RECONCILE_INTERVAL_S": "0.1",
         "VENDGATE_WORK_LEASE_S": "1",
         "VENDGATE_RETRY_DELAY_S": "0.2",
+        "VENDGATE_PING_TIMEOUT_S": "10",  # the scan's ping: generous, a loaded CI box is slow
     }
 
 

@@ -23,6 +23,7 @@ from vendgate.protocol.mqtt import (
     Ack,
     Authorized,
     Cancel,
+    CloudPresence,
     Config,
     Dispensed,
     DispensedItem,
@@ -33,6 +34,8 @@ from vendgate.protocol.mqtt import (
     Message,
     MessageError,
     ParsedTopic,
+    Ping,
+    Pong,
     Rejected,
     RejectReason,
     Started,
@@ -61,13 +64,15 @@ def _compact(text: str) -> bytes:
 GOLDEN: dict[str, tuple[str, Message]] = {
     "status": (
         '{"v":1,"id":"5f0c6f8e2b9d4a1c8e7f6a5b4c3d2e1f","ts":"2024-05-01T12:00:00Z",'
-        '"state":"online","boot_id":"b-7f3a","versions":{"agent":"0.1.0","board":"sim-1.0"}}',
+        '"state":"online","boot_id":"b-7f3a","versions":{"agent":"0.1.0","board":"sim-1.0"},'
+        '"seq":2}',
         Status(
             id="5f0c6f8e2b9d4a1c8e7f6a5b4c3d2e1f",
             ts=TS,
             state=StatusState.ONLINE,
             boot_id="b-7f3a",
             versions={"agent": "0.1.0", "board": "sim-1.0"},
+            seq=2,
         ),
     ),
     "telemetry": (
@@ -150,7 +155,41 @@ GOLDEN: dict[str, tuple[str, Message]] = {
         '"open_vends":["vs_01HX"],"outbox":2}',
         Hello(id="e4", ts=TS, seq=0, boot_id="b-7f3a", open_vends=("vs_01HX",), outbox=2),
     ),
+    "cmd/ping": (
+        '{"v":1,"id":"5e6f7a8b9c0d41e2a3b4c5d6e7f8a9b0","ts":"2024-05-01T12:00:00Z",'
+        '"expires_at":"2024-05-01T12:00:10Z"}',
+        Ping(id="5e6f7a8b9c0d41e2a3b4c5d6e7f8a9b0", ts=TS, expires_at=TS + timedelta(seconds=10)),
+    ),
+    "evt/pong": (
+        '{"v":1,"id":"6f7a8b9c0d1e42f3b4c5d6e7f8a9b0c1","ts":"2024-05-01T12:00:00Z",'
+        '"ping_id":"5e6f7a8b9c0d41e2a3b4c5d6e7f8a9b0","boot_id":"b-7f3a","board":"enabled",'
+        '"can_vend":true,"open_vends":[]}',
+        Pong(
+            id="6f7a8b9c0d1e42f3b4c5d6e7f8a9b0c1",
+            ts=TS,
+            ping_id="5e6f7a8b9c0d41e2a3b4c5d6e7f8a9b0",
+            boot_id="b-7f3a",
+            board="enabled",
+            can_vend=True,
+            open_vends=(),
+        ),
+    ),
+    "cloud": (
+        '{"v":1,"id":"7a8b9c0d1e2f43a4c5d6e7f8a9b0c1d2","ts":"2024-05-01T12:00:00Z",'
+        '"state":"online","replica":"vendgate-cloud"}',
+        CloudPresence(
+            id="7a8b9c0d1e2f43a4c5d6e7f8a9b0c1d2",
+            ts=TS,
+            state=StatusState.ONLINE,
+            replica="vendgate-cloud",
+        ),
+    ),
 }
+# On an evt/ topic but not an event: never stored or acked, so no seq.
+NOT_EVENTS = {"evt/pong"}
+EVENT_NAMES = [
+    name for name in sorted(GOLDEN) if name.startswith("evt/") and name not in NOT_EVENTS
+]
 WIRE_NAMES = sorted(GOLDEN)
 
 # Where each message type carries money, as JSON paths (keys, and list indexes).
@@ -271,7 +310,7 @@ def test_docs_show_every_message_exactly_as_the_golden_example() -> None:
 @pytest.mark.parametrize("wire_name", WIRE_NAMES)
 def test_envelope_fields_come_first(wire_name: str) -> None:
     keys = list(golden_object(wire_name))
-    expected = ["v", "id", "ts", "seq"] if wire_name.startswith("evt/") else ["v", "id", "ts"]
+    expected = ["v", "id", "ts", "seq"] if wire_name in EVENT_NAMES else ["v", "id", "ts"]
     assert keys[: len(expected)] == expected
 
 
@@ -346,6 +385,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
         state=st.sampled_from(StatusState),
         boot_id=identifiers,
         versions=st.dictionaries(texts, st.text(max_size=10), max_size=3),
+        seq=st.none() | counts,
     ),
     "telemetry": st.builds(
         Telemetry, **envelope, uptime_s=counts, board=identifiers, outbox=counts, extra=json_objects
@@ -377,6 +417,19 @@ STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
         boot_id=identifiers,
         open_vends=st.lists(identifiers, max_size=5).map(tuple),
         outbox=counts,
+    ),
+    "cmd/ping": st.builds(Ping, **envelope, expires_at=times),
+    "evt/pong": st.builds(
+        Pong,
+        **envelope,
+        ping_id=texts,
+        boot_id=texts,
+        board=texts,
+        can_vend=st.booleans(),
+        open_vends=st.lists(texts, max_size=3).map(tuple),
+    ),
+    "cloud": st.builds(
+        CloudPresence, **envelope, state=st.sampled_from(StatusState), replica=texts
     ),
 }
 
@@ -480,6 +533,16 @@ def test_mistyped_field_is_refused(wire_name: str, field: str) -> None:
         ("cmd/cancel", "vend_id", ""),
         ("cmd/cancel", "vend_id", "x" * 129),
         ("evt/hello", "boot_id", ""),
+        ("status", "seq", -1),
+        ("status", "seq", True),
+        ("status", "seq", "2"),
+        ("evt/pong", "can_vend", 1),
+        ("evt/pong", "can_vend", "yes"),
+        ("evt/pong", "ping_id", ""),
+        ("evt/pong", "open_vends", [""]),
+        ("cmd/ping", "expires_at", "2024-05-01T12:00:10"),
+        ("cloud", "state", "maybe"),
+        ("cloud", "replica", ""),
     ],
 )
 def test_bad_field_values_are_refused(wire_name: str, field: str, value: object) -> None:
@@ -508,7 +571,7 @@ def test_bad_id_is_refused(wire_name: str, message_id: object) -> None:
     assert decode_error(wire_name, dumps(obj)).field == "id"
 
 
-@pytest.mark.parametrize("wire_name", [name for name in WIRE_NAMES if name.startswith("evt/")])
+@pytest.mark.parametrize("wire_name", EVENT_NAMES)
 @pytest.mark.parametrize("seq", [-1, "1", 1.5, None])
 def test_bad_seq_is_refused(wire_name: str, seq: object) -> None:
     obj = golden_object(wire_name)
@@ -622,6 +685,14 @@ def test_factories_fill_id_and_ts_from_the_given_now() -> None:
             now=now, seq=0, vend_id="v", reason=EndReason.TIMEOUT, dispensed=[], currency=NOK
         ),
         lambda now: Hello.create(now=now, seq=0, boot_id="b", open_vends=[], outbox=0),
+        lambda now: Ping.create(now=now, expires_at=TS),
+        lambda now: Pong.create(
+            now=now, ping_id="p", boot_id="b", board="enabled", can_vend=False, open_vends=["v"]
+        ),
+        lambda now: CloudPresence.create(now=now, state=StatusState.ONLINE, replica="r"),
+        lambda now: Status.create(
+            now=now, state=StatusState.ONLINE, boot_id="b", versions={}, seq=4
+        ),
     ],
 )
 def test_every_factory_builds_a_decodable_message_and_refuses_naive_now(build: Any) -> None:
@@ -678,8 +749,24 @@ def test_messages_are_frozen() -> None:
 
 def test_message_kinds() -> None:
     for wire_name, (_, message) in GOLDEN.items():
-        assert isinstance(message, Event) is wire_name.startswith("evt/")
+        assert isinstance(message, Event) is (wire_name in EVENT_NAMES)
         assert type(message).topic_kind.value == wire_name.split("/")[0]
+
+
+def test_a_status_from_a_sender_without_seq_still_decodes() -> None:
+    obj = golden_object("status")
+    del obj["seq"]
+    status = decode("status", dumps(obj))
+    assert isinstance(status, Status)
+    assert status.seq is None
+    assert status == msgspec.structs.replace(GOLDEN["status"][1], seq=None)
+
+
+def test_ping_expiry() -> None:
+    ping = GOLDEN["cmd/ping"][1]
+    assert isinstance(ping, Ping)
+    assert not ping.is_expired(TS + timedelta(seconds=9))
+    assert ping.is_expired(TS + timedelta(seconds=10))
 
 
 def test_message_error_is_a_value_error_with_type_and_field() -> None:

@@ -66,6 +66,34 @@ def test_cloud_and_edge_filters() -> None:
     assert str(tree.telemetry_filter()) == "vend/v1/+/telemetry"
 
 
+def test_the_cloud_presence_topic_is_outside_every_machine_subtree() -> None:
+    presence = tree.cloud_presence()
+    assert presence.value == "vend/v1/cloud"
+    assert tree.is_cloud_presence(presence)
+    assert tree.is_cloud_presence("vend/v1/cloud")
+    assert not tree.is_cloud_presence("vend/v1/cloud/status")
+    assert TopicTree("acme/v2").cloud_presence().value == "acme/v2/cloud"
+    # A machine called "cloud" has topics two levels deep: never this one.
+    assert tree.status("cloud").value == "vend/v1/cloud/status"
+    for topic_filter in tree.cloud_filters():
+        assert not topic_filter.matches(presence)
+    with pytest.raises(TopicError):
+        tree.parse("vend/v1/cloud")
+    with pytest.raises(TopicError):
+        tree.parse("vend/v1/m1/cloud")
+    with pytest.raises(TopicError):
+        ParsedTopic("m1", TopicKind.CLOUD)
+
+
+def test_edge_filters_and_the_plain_pong_filter() -> None:
+    assert [str(f) for f in tree.edge_filters("m1")] == ["vend/v1/m1/cmd/+", "vend/v1/cloud"]
+    pong = tree.pong_filter()
+    assert str(pong) == "vend/v1/+/evt/pong"
+    assert pong.share_group is None
+    assert pong.matches("vend/v1/m7/evt/pong")
+    assert not pong.matches("vend/v1/m7/evt/ended")
+
+
 def test_filters_catch_exactly_their_topics() -> None:
     events, statuses, telemetry = tree.cloud_filters(share_group="cloud")
     assert events.matches(tree.event("m1", "ended"))
@@ -85,6 +113,7 @@ def test_qos_and_retain_per_kind() -> None:
         TopicKind.COMMAND: (1, False),
         TopicKind.EVENT: (1, False),
         TopicKind.TELEMETRY: (0, False),
+        TopicKind.CLOUD: (1, True),
     }
 
 
@@ -167,7 +196,10 @@ def test_parsed_topic_checks_its_name() -> None:
     assert ParsedTopic("m1", TopicKind.TELEMETRY).kind_name == "telemetry"
 
 
-@given(machine_ids, message_names, prefixes, st.sampled_from(list(TopicKind)))
+MACHINE_KINDS = [kind for kind in TopicKind if kind is not TopicKind.CLOUD]
+
+
+@given(machine_ids, message_names, prefixes, st.sampled_from(MACHINE_KINDS))
 def test_build_parse_round_trip(machine_id: str, name: str, prefix: str, kind: TopicKind) -> None:
     custom = TopicTree(prefix)
     parsed = ParsedTopic(machine_id, kind, name if kind.has_name else None)

@@ -1,0 +1,26 @@
+"""presence: the seq of the last status applied
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-01
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("machines", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("status_seq", sa.BigInteger(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("machines", schema=None) as batch_op:
+        batch_op.drop_column("status_seq")
