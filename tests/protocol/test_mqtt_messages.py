@@ -422,14 +422,14 @@ STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
     "evt/pong": st.builds(
         Pong,
         **envelope,
-        ping_id=texts,
-        boot_id=texts,
-        board=texts,
+        ping_id=identifiers,
+        boot_id=identifiers,
+        board=identifiers,
         can_vend=st.booleans(),
-        open_vends=st.lists(texts, max_size=3).map(tuple),
+        open_vends=st.lists(identifiers, max_size=3).map(tuple),
     ),
     "cloud": st.builds(
-        CloudPresence, **envelope, state=st.sampled_from(StatusState), replica=texts
+        CloudPresence, **envelope, state=st.sampled_from(StatusState), replica=identifiers
     ),
 }
 
