@@ -29,6 +29,7 @@ from .clock import Clock, system_clock
 from .context import CloudContext
 from .customer import CONTENT_SECURITY_POLICY, CustomerController, CustomerLimits, error_page
 from .errors import HttpRefusal, VendgateError
+from .faults import Faults, no_faults
 from .mqtt import MessageHandler, MqttLink, run_publisher
 from .payments import ensure_webhook_registered, webhook_handler
 from .reconciler import Reconciler
@@ -98,8 +99,10 @@ def create_app(
     *,
     clock: Clock = system_clock,
     vipps_transport: httpx.AsyncBaseTransport | None = None,
+    faults: Faults = no_faults,
 ) -> Litestar:
-    """The cloud app. Tests pass settings, a clock and a transport to the Vipps simulator."""
+    """The cloud app. Tests pass settings, a clock, a transport to the Vipps simulator and
+    ``faults`` (the crash tests' seam, cloud/faults.py)."""
     settings = settings or CloudSettings.from_env()
 
     @contextlib.asynccontextmanager
@@ -128,6 +131,7 @@ def create_app(
             clock=clock,
             postgres=is_postgres(app.state.engine),
             tree=TopicTree(settings.mqtt.prefix),
+            faults=faults,
         )
         app.state.ctx = ctx
         # Per replica, in memory: abuse protection only (docs/cloud.md, "Rate limits").

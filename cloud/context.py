@@ -17,6 +17,7 @@ from vendgate.cloud.vipps import VippsClient
 from vendgate.protocol.mqtt import TopicTree
 
 from .clock import Clock
+from .faults import Faults, no_faults
 from .settings import CloudSettings
 
 
@@ -28,6 +29,7 @@ class CloudContext:
     clock: Clock
     postgres: bool
     tree: TopicTree = field(default_factory=TopicTree)
+    faults: Faults = no_faults  # the crash tests' seam (cloud/faults.py)
     work_signal: asyncio.Event = field(default_factory=asyncio.Event)
     outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
     # Pings waiting for their pong, in this replica's memory (the MQTT link is set by the app).

@@ -16,8 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud import payments
 from vendgate.cloud.alerts import AlertKind, raise_alert
-from vendgate.cloud.crash import crash_point
 from vendgate.cloud.db import Payment, VendSession, transaction
+from vendgate.cloud.faults import AFTER_CAPTURE, AFTER_VIPPS_CALL_BEFORE_COMMIT
 from vendgate.cloud.machines import slots_of
 from vendgate.cloud.outbox import rearm
 from vendgate.cloud.vends import (
@@ -230,11 +230,11 @@ class Progress:
 
     async def _capture(self, vend: VendSession, payment: Payment) -> None:
         await payments.capture(self.ctx.vipps, vend)
-        crash_point("after_vipps_call_before_commit")
+        self.ctx.faults(AFTER_VIPPS_CALL_BEFORE_COMMIT)
         await self._settled_step(
             vend.id, "captured_at", f"{Money(vend.capture_amount or 0, vend.currency)}"
         )
-        crash_point("after_capture")
+        self.ctx.faults(AFTER_CAPTURE)
 
     async def _cancel(self, vend: VendSession, payment: Payment) -> None:
         try:

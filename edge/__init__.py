@@ -9,6 +9,7 @@ It drives the vend board's cashless reader (``vendgate.edge.cashless``), takes `
 - ``MqttLink`` (``_mqtt``): paho-mqtt 2.x on the asyncio loop, reconnecting with backoff.
 - ``EdgeAgent`` (``_agent``): the wiring; ``build_agent(config)`` for a real machine.
 - ``EdgeConfig`` (``_config``): flags and ``VENDGATE_*`` variables.
+- ``Faults`` (``_faults``): the fault-injection seam, ``no_faults`` by default; ``FAULT_POINTS``.
 
 The command is ``vendgate edge``; docs/edge-agent.md describes behaviour, configuration and
 deployment. The names below load on first use, so ``vendgate --help`` stays fast.
@@ -22,12 +23,14 @@ if TYPE_CHECKING:
     from vendgate.edge._config import OPTIONS, ConfigError, EdgeConfig, MqttUrl, Option
     from vendgate.edge._core import AgentCore
     from vendgate.edge._device import CashlessDevice
+    from vendgate.edge._faults import FAULT_POINTS, Faults, after_outbox_write, no_faults
     from vendgate.edge._mqtt import LinkCallbacks, MqttLink, MqttRefused
     from vendgate.edge._outbox import MemoryStore, SqliteStore, Store
     from vendgate.edge._records import Commit, OutboxEvent, Snapshot, VendPhase, VendRecord
     from vendgate.edge._settings import Settings
 
 __all__ = [
+    "FAULT_POINTS",
     "OPTIONS",
     "AgentCore",
     "CashlessDevice",
@@ -36,6 +39,7 @@ __all__ = [
     "ConfigError",
     "EdgeAgent",
     "EdgeConfig",
+    "Faults",
     "LinkCallbacks",
     "MemoryStore",
     "MqttLink",
@@ -50,10 +54,13 @@ __all__ = [
     "SystemClock",
     "VendPhase",
     "VendRecord",
+    "after_outbox_write",
     "build_agent",
+    "no_faults",
 ]
 
 _HOMES = {
+    "FAULT_POINTS": "_faults",
     "OPTIONS": "_config",
     "AgentCore": "_core",
     "CashlessDevice": "_device",
@@ -62,6 +69,7 @@ _HOMES = {
     "ConfigError": "_config",
     "EdgeAgent": "_agent",
     "EdgeConfig": "_config",
+    "Faults": "_faults",
     "LinkCallbacks": "_mqtt",
     "MemoryStore": "_outbox",
     "MqttLink": "_mqtt",
@@ -76,7 +84,9 @@ _HOMES = {
     "SystemClock": "_agent",
     "VendPhase": "_records",
     "VendRecord": "_records",
+    "after_outbox_write": "_faults",
     "build_agent": "_agent",
+    "no_faults": "_faults",
 }
 
 

@@ -6,18 +6,15 @@ held up) completes before anything is published or a session begins. Everything 
 queues inputs: MQTT messages and connection changes, reader events, the resend and telemetry
 timers.
 
-Test hook: ``VENDGATE_EDGE_CRASH_AT=after_outbox_write[:<event name>]`` makes the process exit
-at once (``os._exit(137)``, like SIGKILL) right after a commit that wrote such an event and before
-it is published. It exists for the crash tests; never set it in production.
+``faults`` (``_faults``, no-op by default) is called right after each commit that wrote an event,
+before it is published: the crash tests' seam.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import platform
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +38,7 @@ from vendgate.edge._backoff import reconnect_delay
 from vendgate.edge._config import EdgeConfig
 from vendgate.edge._core import AgentCore
 from vendgate.edge._device import CashlessDevice, board_of, to_input
+from vendgate.edge._faults import Faults, after_outbox_write, no_faults
 from vendgate.edge._inputs import (
     BeginFailed,
     Booted,
@@ -57,7 +55,6 @@ from vendgate.edge._inputs import (
 from vendgate.edge._logs import log_event
 from vendgate.edge._mqtt import LinkCallbacks, MqttLink
 from vendgate.edge._outbox import SqliteStore, Store
-from vendgate.edge._records import Commit
 from vendgate.edge._settings import Settings
 from vendgate.edge.cashless import CashlessConfig, MdbError, ReaderEvent, SerialCashless
 from vendgate.protocol.mqtt import WIRE_VERSION, ContractError, ParsedTopic, TopicKind
@@ -67,8 +64,6 @@ __all__ = ["Clock", "EdgeAgent", "SystemClock"]
 T = TypeVar("T")
 GOODBYE_TIMEOUT_S = 2.0
 READER_RETRY_MAX_S = 30.0
-CRASH_HOOK = "after_outbox_write"
-CRASH_EXIT_CODE = 137
 
 # Reader events worth a line at INFO; the rest (requests, approvals) are DEBUG, the core logs
 # what they mean for the vend.
@@ -118,14 +113,14 @@ class EdgeAgent:
         device: CashlessDevice,
         store: Store,
         clock: Clock | None = None,
-        crash_at: str | None = None,
+        faults: Faults = no_faults,
     ) -> None:
         self.config = config
         self.device = device
         self.store = store
         self.clock = clock or SystemClock()
         self.boot_id = uuid.uuid4().hex[:16]
-        self._crash_at = crash_at
+        self.faults = faults
         self._started = self.clock.monotonic()
         self._inputs: asyncio.Queue[_QueueItem] = asyncio.Queue()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vendgate-outbox")
@@ -327,7 +322,8 @@ class EdgeAgent:
     async def _perform(self, action: Action) -> None:
         if isinstance(action, Persist):
             await self._in_writer(self.store.commit, action.commit)
-            self._crash_if_asked(action.commit)
+            for event in action.commit.events:
+                self.faults(after_outbox_write(event.name))
         elif isinstance(action, Publish):
             topic, qos, retain = self._route(action.name)
             self.link.publish(topic, action.payload, qos=qos, retain=retain)
@@ -363,14 +359,6 @@ class EdgeAgent:
         parsed = ParsedTopic(self.config.machine_id, kind, name or None)
         return str(self.config.topics.build(parsed)), kind.qos, kind.retain
 
-    def _crash_if_asked(self, commit: Commit) -> None:
-        if self._crash_at is None:
-            return
-        hook, _, name = self._crash_at.partition(":")
-        if hook == CRASH_HOOK and any(not name or e.name == name for e in commit.events):
-            print(f"vendgate edge: crash hook {self._crash_at} fired", file=sys.stderr, flush=True)
-            os._exit(CRASH_EXIT_CODE)
-
     def _log(self, log: Log) -> None:
         log_event(self.config.machine_id, log)
 
@@ -385,7 +373,7 @@ def _agent_version() -> str:
         return "0.0.0+unknown"
 
 
-def build_agent(config: EdgeConfig, *, crash_at: str | None = None) -> EdgeAgent:
+def build_agent(config: EdgeConfig, *, faults: Faults = no_faults) -> EdgeAgent:
     """The agent for a real machine: the serial reader and the SQLite outbox of ``config``."""
     cashless = CashlessConfig(
         currency=config.currency,
@@ -398,5 +386,5 @@ def build_agent(config: EdgeConfig, *, crash_at: str | None = None) -> EdgeAgent
         config,
         device=SerialCashless(config.serial, cashless),
         store=SqliteStore(config.outbox_path),
-        crash_at=crash_at,
+        faults=faults,
     )

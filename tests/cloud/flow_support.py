@@ -31,6 +31,7 @@ from vendgate.cloud.app import create_app
 from vendgate.cloud.clock import Clock, system_clock
 from vendgate.cloud.context import CloudContext
 from vendgate.cloud.db import Machine, Payment, VendSession, transaction
+from vendgate.cloud.faults import Faults, no_faults
 from vendgate.cloud.machines import SlotSpec, upsert_machine
 from vendgate.cloud.settings import (
     CloudSettings,
@@ -142,6 +143,7 @@ async def running_cloud(
     *,
     clock: Clock = system_clock,
     sim_settings: SimSettings | None = None,
+    faults: Faults = no_faults,
 ) -> AsyncIterator[Cloud]:
     to_cloud = Forward()
     webhook_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=to_cloud))
@@ -149,7 +151,8 @@ async def running_cloud(
         sim_settings or SimSettings(webhook_retry_delays=(0.05, 0.05, 0.1)),
         webhook_http=webhook_http,
     )
-    app = create_app(settings, clock=clock, vipps_transport=httpx.ASGITransport(app=sim_app))
+    transport_to_sim = httpx.ASGITransport(app=sim_app)
+    app = create_app(settings, clock=clock, vipps_transport=transport_to_sim, faults=faults)
     to_cloud.app = app
     sim: VippsSimulator = sim_app.state.sim
     transport = httpx.ASGITransport(app=app)

@@ -1,10 +1,11 @@
 """Crash tests: the cloud process is killed in the middle of settling, then restarted.
 
-The cloud runs as a real subprocess (``vendgate cloud serve``) against the Vipps simulator
-(``vendgate vipps-sim``, another subprocess) and the embedded broker; the test-only hook
-``VENDGATE_CRASH_AT`` makes it exit with status 137 at one point of the settlement. After a
-restart without the hook, the reconciler must finish: exactly one capture and one cancel in
-the simulator's event log, captured + cancelled = authorized.
+The cloud runs as a real subprocess against the Vipps simulator (``vendgate vipps-sim``, another
+subprocess) and the embedded broker. The first cloud is ``vendgate cloud serve`` started through
+the test-only entry point ``tests/support/crashing.py``, whose ``faults`` make it exit with status
+137 at one point of the settlement; then plain ``vendgate cloud serve`` takes over, and its
+reconciler must finish: exactly one capture and one cancel in the simulator's event log,
+captured + cancelled = authorized.
 """
 
 from __future__ import annotations
@@ -20,37 +21,41 @@ from pathlib import Path
 import httpx
 import pytest
 from flow_support import COLA, MAX_PRICE, EdgeScript, FakeEdge
+from support.crashing import COMMAND as CRASHING
+from support.crashing import EXIT_STATUS
 from support.mosquitto import free_port
 
 from vendgate.broker import EmbeddedBroker
-from vendgate.cloud.crash import EXIT_STATUS
+from vendgate.cloud.faults import POINTS
 from vendgate.cloud.vipps import VippsClient, VippsSettings
 
 STARTUP_LIMIT = 30.0
+VENDGATE = (sys.executable, "-m", "vendgate")
 
 
 @asynccontextmanager
 async def vendgate(
-    *args: str, env: dict[str, str]
+    *args: str, env: dict[str, str], stderr: Path, run: tuple[str, ...] = VENDGATE
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """Run ``vendgate ARGS``; yield the process and the first line it prints (its URL)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vendgate",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    """Run ``vendgate ARGS`` (or ``RUN ARGS``), its stderr into the file ``stderr``; yield the
+    process and the first line it prints (its URL)."""
+    with stderr.open("wb") as errors:
+        process = await asyncio.create_subprocess_exec(
+            *run, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=errors
+        )
     assert process.stdout is not None
     try:
-        line = await asyncio.wait_for(process.stdout.readline(), STARTUP_LIMIT)
-        yield process, line.decode().strip()
+        line = (await asyncio.wait_for(process.stdout.readline(), STARTUP_LIMIT)).decode()
+        assert line.strip(), f"{' '.join(args)} did not start: {tail(stderr)}"
+        yield process, line.strip()
     finally:
         if process.returncode is None:
             process.terminate()
             await process.wait()
+
+
+def tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-2000:]
 
 
 def cloud_env(tmp_path: Path, broker: EmbeddedBroker, sim_url: str, port: int) -> dict[str, str]:
@@ -104,12 +109,13 @@ async def settled_in_simulator(vipps: VippsClient, reference: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("crash_at", ["after_capture", "after_vipps_call_before_commit"])
+@pytest.mark.parametrize("crash_at", POINTS)
 async def test_a_killed_cloud_settles_exactly_once_after_restart(
     tmp_path: Path, amqtt_broker: EmbeddedBroker, crash_at: str
 ) -> None:
     port = free_port()
-    async with vendgate("vipps-sim", "--port", "0", env=dict(os.environ)) as (_sim, sim_url):
+    sim = ("vipps-sim", "--port", "0")
+    async with vendgate(*sim, env=dict(os.environ), stderr=tmp_path / "sim.stderr") as (_, sim_url):
         env = cloud_env(tmp_path, amqtt_broker, sim_url, port)
         slots = ["--slot", f"11:Cola:{COLA.price}:1500", "--slot", f"12:Chocolate:{MAX_PRICE}"]
         await run_command("cloud", "add-machine", "m1", "Lobby", *slots, env=env)
@@ -117,16 +123,16 @@ async def test_a_killed_cloud_settles_exactly_once_after_restart(
         edge = FakeEdge("127.0.0.1", amqtt_broker.port, "m1", script=EdgeScript.buys(COLA.price))
         async with edge.online(), httpx.AsyncClient(timeout=10) as http:
             serve = ("cloud", "serve", "--port", str(port))
-            async with vendgate(*serve, env={**env, "VENDGATE_CRASH_AT": crash_at}) as (
-                crashing,
-                url,
-            ):
+            crash = (*CRASHING, "--crash-at", crash_at)
+            errors = tmp_path / "crashing.stderr"
+            async with vendgate(*serve, env=env, run=crash, stderr=errors) as (crashing, url):
                 await customer_buys(http, url, sim_url)
                 assert await asyncio.wait_for(crashing.wait(), 30) == EXIT_STATUS
+            assert f"crashing: {crash_at} reached" in errors.read_text()  # not another death
             (reference,) = vend_ids(tmp_path)
             assert vend_state(tmp_path, reference) == "settling"  # killed mid-way
 
-            async with vendgate(*serve, env=env):
+            async with vendgate(*serve, env=env, stderr=tmp_path / "cloud.stderr"):
                 vipps = VippsClient(VippsSettings(base_url=sim_url), http)
                 names = await settled_in_simulator(vipps, reference)
                 payment = await vipps.epayment.get_payment(reference)

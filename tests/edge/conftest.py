@@ -28,7 +28,7 @@ import pytest
 from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
 
 from vendgate.broker import EmbeddedBroker
-from vendgate.edge import CashlessDevice, EdgeAgent, EdgeConfig, SqliteStore
+from vendgate.edge import CashlessDevice, EdgeAgent, EdgeConfig, Faults, SqliteStore, no_faults
 from vendgate.edge._actions import Action, Log, Persist, Publish
 from vendgate.edge._core import AgentCore
 from vendgate.edge._inputs import (
@@ -347,10 +347,14 @@ def make_edge_config(
 
 @asynccontextmanager
 async def running_agent(
-    config: EdgeConfig, device: CashlessDevice, store: Store | None = None
+    config: EdgeConfig,
+    device: CashlessDevice,
+    store: Store | None = None,
+    faults: Faults = no_faults,
 ) -> AsyncIterator[EdgeAgent]:
     """The agent running in this loop until the block ends (then stopped cleanly)."""
-    agent = EdgeAgent(config, device=device, store=store or SqliteStore(config.outbox_path))
+    store = store or SqliteStore(config.outbox_path)
+    agent = EdgeAgent(config, device=device, store=store, faults=faults)
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     try:

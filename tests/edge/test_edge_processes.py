@@ -4,7 +4,8 @@ plain MQTT client. Each runs on the amqtt tier and on the mosquitto tier.
 
 1. A vend: ``authorized`` -> the customer selects -> ``started``, ``dispensed`` (item and price
    right) and ``ended`` arrive; after the cloud's ``ack`` nothing more does.
-2. The agent is killed (its test hook, ``os._exit(137)``) after the item dropped and the
+2. The agent is killed (``os._exit(137)``, by the ``faults`` of the test-only entry point
+   ``tests/support/crashing.py`` running ``vendgate edge``) after the item dropped and the
    ``dispensed`` event was committed, before it was published; the restarted agent delivers it,
    and an idempotent consumer sees every event of the vend exactly once.
 """
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support.crashing import COMMAND as CRASHING
+from support.crashing import EXIT_STATUS
 from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
 
 from vendgate.broker import EmbeddedBroker
@@ -105,6 +108,16 @@ async def board_process() -> AsyncIterator[Board]:
 
 async def start_agent(env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(*VENDGATE, "edge", env=env)
+
+
+async def start_crashing_agent(
+    env: dict[str, str], point: str, stderr: Path
+) -> asyncio.subprocess.Process:
+    """``vendgate edge`` through the test-only entry point: it exits with 137 at ``point``."""
+    with stderr.open("wb") as errors:
+        return await asyncio.create_subprocess_exec(
+            *CRASHING, "--crash-at", point, "edge", env=env, stderr=errors
+        )
 
 
 async def stop(process: asyncio.subprocess.Process) -> None:
@@ -212,19 +225,21 @@ async def test_vend_end_to_end_with_processes_on_mosquitto(
 async def killed_after_the_drop(
     tier: Tier, tmp_path: Path, cloud_for: CloudFor, authorized_now: Callable[..., Authorized]
 ) -> None:
-    crash = {"VENDGATE_EDGE_CRASH_AT": "after_outbox_write:evt/dispensed"}
+    point = "after_outbox_write:evt/dispensed"
+    errors = tmp_path / "crashing.stderr"
     async with (
         board_process() as board,
         cloud_for(tier.url, tier.machine_id, **tier.cloud_login) as cloud,
     ):
-        first = await start_agent(tier.agent_env(board.pty, tmp_path, **crash))
+        first = await start_crashing_agent(tier.agent_env(board.pty, tmp_path), point, errors)
         second = None
         try:
             await ready(cloud, board)
             await cloud.send(authorized_now("v1"))
             await cloud.next(Started)
             await board.buy(1)
-            assert await asyncio.wait_for(first.wait(), 15) == 137
+            assert await asyncio.wait_for(first.wait(), 15) == EXIT_STATUS
+            assert f"crashing: {point} reached" in errors.read_text()
             await board.wait_status("last_vend=slot:1,item:1,success")  # the item dropped
             assert not any(isinstance(m, Dispensed) for m in cloud.received)
 

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from vendgate.cloud.faults import Faults, no_faults
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -164,7 +166,8 @@ def run_add_machine(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_serve(args: argparse.Namespace) -> int:
+def run_serve(args: argparse.Namespace, *, faults: Faults = no_faults) -> int:
+    """``vendgate cloud serve``; the crash tests' entry point passes ``faults``."""
     from vendgate.cloud.settings import CloudSettings
 
     settings = CloudSettings.from_env()
@@ -175,10 +178,10 @@ def run_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"vendgate cloud: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(serve(sock, settings))
+    return asyncio.run(serve(sock, settings, faults))
 
 
-async def serve(sock: socket.socket, settings: Any) -> int:
+async def serve(sock: socket.socket, settings: Any, faults: Faults = no_faults) -> int:
     import uvicorn
 
     from vendgate.cloud.app import create_app
@@ -192,7 +195,7 @@ async def serve(sock: socket.socket, settings: Any) -> int:
     await (await open_database(settings.database.url)).dispose()  # one line if unusable
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    app = create_app(settings)
+    app = create_app(settings, faults=faults)
     # The app's lifespan runs here, not in uvicorn: a failure to start raises to the
     # command line (one line for known errors) instead of uvicorn logging a traceback.
     server = Server(uvicorn.Config(app, log_level="warning", lifespan="off"))

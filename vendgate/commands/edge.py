@@ -9,6 +9,8 @@ import signal
 import sys
 from typing import Any
 
+from vendgate.edge import Faults, no_faults
+
 DESCRIPTION = """\
 Run the edge agent of one vending machine: the MDB cashless reader on the vend board's serial
 link, and MQTT to the cloud. Every vend report goes into a SQLite outbox in --data-dir first and
@@ -23,8 +25,6 @@ example:
   VENDGATE_MQTT_PASSWORD=m1-secret vendgate edge --machine-id m1 \\
       --mqtt-url mqtts://broker.example.com --serial /dev/ttyUSB0 --data-dir /var/lib/vendgate-edge
 """
-
-CRASH_HOOK_VARIABLE = "VENDGATE_EDGE_CRASH_AT"  # test-only, see vendgate.edge._agent
 
 
 def register(subparsers: Any) -> None:
@@ -41,7 +41,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, *, faults: Faults = no_faults) -> int:
+    """``vendgate edge``; the crash tests' entry point passes ``faults``."""
     from vendgate.edge import ConfigError, EdgeConfig
 
     try:
@@ -49,16 +50,16 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"vendgate edge: {error}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(config))
+    return asyncio.run(serve(config, faults))
 
 
-async def serve(config: Any) -> int:
+async def serve(config: Any, faults: Faults = no_faults) -> int:
     from vendgate.edge import build_agent
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    agent = build_agent(config, crash_at=os.environ.get(CRASH_HOOK_VARIABLE) or None)
+    agent = build_agent(config, faults=faults)
     await agent.run(stop)
     return 0
