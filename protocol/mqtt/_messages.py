@@ -295,11 +295,15 @@ class Rejected(Event, frozen=True, kw_only=True):
 
 
 class DispensedItem(msgspec.Struct, frozen=True, kw_only=True):
-    """One vend attempt inside a session, as listed in ``ended``."""
+    """One vend attempt inside a session, as listed in ``ended``.
+
+    ``price`` is what the edge charged (approved); ``vmc_price`` what the VMC asked, if known.
+    """
 
     item: NonNegativeInt
     price: Money
     success: bool
+    vmc_price: Money | None = None
 
     def __post_init__(self) -> None:
         if type(self.item) is not int or self.item < 0:
@@ -308,10 +312,13 @@ class DispensedItem(msgspec.Struct, frozen=True, kw_only=True):
             )
         if not isinstance(self.price, Money):
             raise MessageError("evt/ended", "must be a Money", "price")
+        if self.vmc_price is not None and not isinstance(self.vmc_price, Money):
+            raise MessageError("evt/ended", "must be a Money", "vmc_price")
 
 
 class Dispensed(Event, frozen=True, kw_only=True):
-    """The board reported VEND SUCCESS (``success``) or VEND FAILURE for ``item`` at ``price``."""
+    """The board reported VEND SUCCESS (``success``) or VEND FAILURE for ``item`` at ``price``
+    (what the edge charged); ``vmc_price`` is what the VMC asked, if known."""
 
     topic_name: ClassVar[str | None] = "dispensed"
 
@@ -319,16 +326,21 @@ class Dispensed(Event, frozen=True, kw_only=True):
     item: NonNegativeInt
     price: Money
     success: bool
+    vmc_price: Money | None = None
 
     def _validate(self) -> None:
         super()._validate()
         self._require_text("vend_id")
         self._require_count("item")
         _require_money(self, "price")
+        if self.vmc_price is not None:
+            _require_money(self, "vmc_price")
 
     def as_item(self) -> DispensedItem:
         """This attempt as a line of the ``ended`` event."""
-        return DispensedItem(item=self.item, price=self.price, success=self.success)
+        return DispensedItem(
+            item=self.item, price=self.price, success=self.success, vmc_price=self.vmc_price
+        )
 
     @classmethod
     def create(
@@ -341,6 +353,7 @@ class Dispensed(Event, frozen=True, kw_only=True):
         price: Money,
         success: bool,
         message_id: str | None = None,
+        vmc_price: Money | None = None,
     ) -> Dispensed:
         return cls(
             **_envelope(cls, now, message_id),
@@ -349,6 +362,7 @@ class Dispensed(Event, frozen=True, kw_only=True):
             item=item,
             price=price,
             success=success,
+            vmc_price=vmc_price,
         )
 
 
