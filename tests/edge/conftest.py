@@ -15,12 +15,12 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -68,6 +68,9 @@ from vendgate.protocol.mqtt import (
     decode,
     decode_for_topic,
 )
+
+if TYPE_CHECKING:
+    from vendgate.edge.cashless import PriceMode
 
 M = TypeVar("M", bound=Message)
 
@@ -178,6 +181,7 @@ class FakeCashless:
         self.begun: list[int] = []
         self.cancels = 0
         self.selection_timeout_s: float | None = None
+        self.pricing: tuple[PriceMode, dict[int, int] | None] | None = None
         self._queue: asyncio.Queue[ReaderEvent | None] = asyncio.Queue()
 
     @property
@@ -200,10 +204,14 @@ class FakeCashless:
     def set_selection_timeout(self, seconds: float) -> None:
         self.selection_timeout_s = seconds
 
+    def set_pricing(self, mode: PriceMode, planogram: Mapping[int, int] | None) -> None:
+        self.pricing = (mode, None if planogram is None else dict(planogram))
+
     def vend(self, item: int, price: int, success: bool = True) -> None:
+        """The VMC asks ``price`` for ``item`` and this fake approves it (no pricing applied)."""
         self._emit(VendRequested(price, item))
-        self._emit(ReaderVendApproved(price, item))
-        self._emit(VendSucceeded(item, price) if success else VendFailed(item, price))
+        self._emit(ReaderVendApproved(price, item, price))
+        self._emit(VendSucceeded(item, price, price) if success else VendFailed(item, price, price))
 
     def end(self, reason: str = "completed") -> None:
         self.state = "enabled"
