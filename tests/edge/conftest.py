@@ -27,6 +27,7 @@ import aiomqtt
 import pytest
 from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
 
+from vendgate.boardsim import DEFAULT_SLOTS
 from vendgate.broker import EmbeddedBroker
 from vendgate.edge import CashlessDevice, EdgeAgent, EdgeConfig, SqliteStore
 from vendgate.edge._actions import Action, Log, Persist, Publish
@@ -61,6 +62,7 @@ from vendgate.protocol.mqtt import (
     Ack,
     Authorized,
     Command,
+    Config,
     EndReason,
     Event,
     Message,
@@ -75,6 +77,8 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=Message)
 
 MACHINE = "m1"
+# The board simulator's default slots as a planogram: the prices it asks are the planogram's.
+BOARD_PRICES = {slot.item: slot.price for slot in DEFAULT_SLOTS}
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 READY = Board(state="enabled", link_up=True, can_begin_session=True)
 
@@ -279,6 +283,17 @@ class Cloud:
 
     async def ack(self, *events: Message) -> None:
         await self.send(Ack.create(now=datetime.now(UTC), events=[e.id for e in events]))
+
+    async def send_planogram(
+        self, prices: Mapping[int, int] = BOARD_PRICES, mode: str = "planogram"
+    ) -> None:
+        """``cmd/config`` with the planogram (item -> minor units), as the cloud sends on hello.
+
+        Without one the agent refuses every vend; commands are handled in order, so anything
+        sent after this finds it applied."""
+        planogram = [{"item": item, "price": price} for item, price in prices.items()]
+        settings = {"planogram": planogram, "price_mode": mode}
+        await self.send(Config.create(now=datetime.now(UTC), settings=settings))
 
     def events_of(self, vend_id: str) -> list[Event]:
         """The committed events of one vend, in seq order."""
