@@ -19,7 +19,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast, get_args
+from typing import Any, cast, get_args
 
 from vendgate.edge._records import JsonValue
 from vendgate.edge.cashless import PriceMode
@@ -53,7 +53,7 @@ class Settings:
         self, changes: Mapping[str, JsonValue]
     ) -> tuple[Settings, dict[str, JsonValue], list[str]]:
         """``(new settings, the changes applied as given, a problem per key refused)``."""
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         applied: dict[str, JsonValue] = {}
         problems: list[str] = []
         for key, value in changes.items():

@@ -52,6 +52,20 @@ def register(subparsers: Any) -> None:
     )
     add.add_argument("--currency", default="NOK")
     add.add_argument("--callback-qr", help="the machine's merchant-callback QR id, if any")
+    add.add_argument(
+        "--price-mode",
+        choices=("planogram", "vmc"),
+        default="planogram",
+        help="who sets prices: the slots above (default; the machine's own prices are ignored) "
+        "or the machine's own prices (vmc)",
+    )
+    add.add_argument(
+        "--vat",
+        type=vat_rate,
+        default=2500,
+        metavar="RATE",
+        help="VAT of items the slots do not list (vmc prices), hundredths of a percent (2500)",
+    )
     add.set_defaults(handler=run_add_machine)
 
 
@@ -81,11 +95,19 @@ def parse_slot(text: str) -> Any:
     return SlotSpec(item=int(parts[0]), name=parts[1], price=int(parts[2]), vat_rate=vat)
 
 
+def vat_rate(text: str) -> int:
+    """``--vat``: hundredths of a percent, 0..10000 (2500 = 25 %)."""
+    if not text.isdigit() or int(text) > 10_000:
+        raise argparse.ArgumentTypeError(f"want 0..10000 (hundredths of a percent), got {text!r}")
+    return int(text)
+
+
 def run_add_machine(args: argparse.Namespace) -> int:
     from vendgate.cloud.clock import system_clock
     from vendgate.cloud.db import create_engine, session_factory, transaction, upgrade_to_head
     from vendgate.cloud.machines import upsert_machine
     from vendgate.cloud.settings import CloudSettings
+    from vendgate.protocol.mqtt import TopicTree
 
     try:
         slots = [parse_slot(text) for text in args.slot]
@@ -94,7 +116,8 @@ def run_add_machine(args: argparse.Namespace) -> int:
         return 2
 
     async def add() -> None:
-        engine = create_engine(CloudSettings.from_env().database.url)
+        settings = CloudSettings.from_env()
+        engine = create_engine(settings.database.url)
         try:
             await upgrade_to_head(engine)
             async with transaction(session_factory(engine)) as db:
@@ -106,6 +129,9 @@ def run_add_machine(args: argparse.Namespace) -> int:
                     system_clock(),
                     currency=args.currency,
                     callback_qr_id=args.callback_qr,
+                    price_mode=args.price_mode,
+                    vat_rate=args.vat,
+                    tree=TopicTree(settings.mqtt.prefix),
                 )
         finally:
             await engine.dispose()
