@@ -103,8 +103,16 @@ GOLDEN: dict[str, tuple[str, Message]] = {
     ),
     "cmd/config": (
         '{"v":1,"id":"4d5e6f7a8b9c40d1b2c3d4e5f6a7b8c9","ts":"2024-05-01T12:00:00Z",'
-        '"settings":{"selection_timeout_s":30}}',
-        Config(id="4d5e6f7a8b9c40d1b2c3d4e5f6a7b8c9", ts=TS, settings={"selection_timeout_s": 30}),
+        '"settings":{"planogram":[{"item":11,"price":2500},{"item":12,"price":3500}],'
+        '"price_mode":"planogram"}}',
+        Config(
+            id="4d5e6f7a8b9c40d1b2c3d4e5f6a7b8c9",
+            ts=TS,
+            settings={
+                "planogram": [{"item": 11, "price": 2500}, {"item": 12, "price": 3500}],
+                "price_mode": "planogram",
+            },
+        ),
     ),
     "evt/started": (
         '{"v":1,"id":"e0","ts":"2024-05-01T12:00:00Z","seq":1,"vend_id":"vs_01HX",'
