@@ -203,4 +203,4 @@ def test_vmc_reset_between_approved_and_success_counts_as_success() -> None:
         ReaderEnabled(),
     ]
     outcome = pair.vmc.outcomes[-1]
-    assert outcome == VendOutcome(1, 1, 101, 2000, "success", reported=False)
+    assert outcome == VendOutcome(1, 1, 101, 2000, "success", reported=False, charged=2000)
