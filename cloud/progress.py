@@ -18,7 +18,7 @@ from vendgate.cloud import payments
 from vendgate.cloud.alerts import AlertKind, raise_alert
 from vendgate.cloud.db import Payment, VendSession, transaction
 from vendgate.cloud.faults import AFTER_CAPTURE, AFTER_VIPPS_CALL_BEFORE_COMMIT
-from vendgate.cloud.machines import slots_of
+from vendgate.cloud.machines import get_machine, slots_of
 from vendgate.cloud.outbox import rearm
 from vendgate.cloud.vends import (
     ABANDONED,
@@ -294,8 +294,10 @@ class Progress:
         async with transaction(self.ctx.sessions) as db:
             lines = await lines_of(db, vend)
             names = {s.item: (s.name, s.vat_rate) for s in await slots_of(db, vend.machine_id)}
+            machine_vat = (await get_machine(db, vend.machine_id)).vat_rate
         charged = decide_settlement(Money(vend.authorized_amount, vend.currency), lines).charged
-        await payments.post_receipt(self.ctx.vipps, vend, receipt_lines(charged, names))
+        receipt = receipt_lines(charged, names, machine_vat)
+        await payments.post_receipt(self.ctx.vipps, vend, receipt)
         await self._settled_step(vend.id, "receipt_at", f"{len(charged)} lines")
 
     async def _close(self, vend: VendSession, payment: Payment) -> None:

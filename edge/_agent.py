@@ -334,6 +334,7 @@ class EdgeAgent:
         elif isinstance(action, ApplySettings):
             self._settings = action.settings
             self.device.set_selection_timeout(action.settings.selection_timeout_s)
+            self.device.set_pricing(action.settings.price_mode, action.settings.planogram)
         elif isinstance(action, SetWill):
             status_topic = self.config.topics.status(self.config.machine_id)
             self.link.set_will(str(status_topic), action.payload)

@@ -229,7 +229,7 @@ class AgentCore:
         if applied:
             step.settings.update(applied)
             step.do(ApplySettings(self.settings))
-            step.log(Log.info("config.applied", **applied))
+            step.log(Log.info("config.applied", **_described(applied)))
 
     def _cloud_presence(self, step: Step, event: CloudPresenceArrived) -> None:
         try:
@@ -289,3 +289,10 @@ class AgentCore:
         VendResult: lambda core, step, event: core.vends.vend_result(step, event),
         SessionClosed: lambda core, step, event: core.vends.session_closed(step, event),
     }
+
+
+def _described(applied: dict[str, Any]) -> dict[str, Any]:
+    """Settings for a log line: a planogram by its size, not item by item."""
+    if isinstance(planogram := applied.get("planogram"), list):
+        return {**applied, "planogram": f"{len(planogram)} items"}
+    return applied

@@ -2,18 +2,20 @@
 
 ``CashlessDevice`` is the surface of ``vendgate.edge.cashless.SerialCashless`` the agent needs;
 tests pass a fake with the same surface. Reader events carry wire units; ``to_input`` converts
-them to minor units (the core counts money in minor units only).
+them to minor units (the core counts money in minor units only); planogram prices go to the
+reader in minor units (``set_pricing``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Protocol, Self
 
 from vendgate.edge import _inputs as core
 from vendgate.edge.cashless import (
     CashlessConfig,
+    PriceMode,
     ReaderEvent,
     SessionEnded,
     SessionStarted,
@@ -47,6 +49,9 @@ class CashlessDevice(Protocol):
 
     def set_selection_timeout(self, seconds: float) -> None: ...
 
+    def set_pricing(self, mode: PriceMode, planogram: Mapping[int, int] | None) -> None:
+        """Who prices the next vend: the planogram (minor units; None: none yet) or the VMC."""
+
     def events(self) -> AsyncIterator[ReaderEvent]: ...
 
     async def __aenter__(self) -> Self: ...
@@ -68,10 +73,16 @@ def to_input(event: ReaderEvent, config: CashlessConfig) -> core.Input | None:
     if isinstance(event, SessionStarted):
         return core.SessionOpened(config.to_minor(event.funds))
     if isinstance(event, VendApproved):
-        return core.VendApproved(event.item, config.to_minor(event.price))
+        vmc_price = _minor(event.vmc_price, config)
+        return core.VendApproved(event.item, config.to_minor(event.price), vmc_price)
     if isinstance(event, VendSucceeded | VendFailed):
         success = isinstance(event, VendSucceeded)
-        return core.VendResult(event.item, config.to_minor(event.price), success)
+        vmc_price = _minor(event.vmc_price, config)
+        return core.VendResult(event.item, config.to_minor(event.price), success, vmc_price)
     if isinstance(event, SessionEnded):
         return core.SessionClosed(EndReason(event.reason))
     return None
+
+
+def _minor(scaled: int | None, config: CashlessConfig) -> int | None:
+    return None if scaled is None else config.to_minor(scaled)

@@ -107,19 +107,23 @@ class SessionOpened:
 
 @dataclass(frozen=True, slots=True)
 class VendApproved:
-    """The reader approved a VEND REQUEST: the board is about to dispense ``item``."""
+    """The reader approved a VEND REQUEST: the board is about to dispense ``item``.
+
+    ``price`` is the amount approved (charged if it drops), ``vmc_price`` what the VMC asked."""
 
     item: int
     price: int
+    vmc_price: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class VendResult:
-    """VEND SUCCESS (``success``) or VEND FAILURE for ``item`` at ``price``."""
+    """VEND SUCCESS (``success``) or VEND FAILURE for ``item`` at the approved ``price``."""
 
     item: int
     price: int
     success: bool
+    vmc_price: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ class Approval:
 
     item: int
     price: Money
+    vmc_price: Money | None = None  # what the VMC asked (None in records of older agents)
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,7 +154,10 @@ class VendRules:
         if vend is None:
             step.log(Log.warning("vend.approved_outside_session", item=event.item))
             return
-        approval = Approval(event.item, Money(event.price, vend.amount.currency))
+        currency = vend.amount.currency
+        approval = Approval(
+            event.item, Money(event.price, currency), _money(event.vmc_price, currency)
+        )
         self.ledger.save(step, _replace(vend, in_flight=approval, updated=step.now))
         step.log(Log.info("vend.approved", vend_id=vend.vend_id, item=event.item))
 
@@ -163,10 +166,14 @@ class VendRules:
         if vend is None:
             step.log(Log.warning("vend.result_outside_session", item=event.item))
             return
-        price = Money(event.price, vend.amount.currency)
-        self._dispensed(
-            step, vend, DispensedItem(item=event.item, price=price, success=event.success)
+        currency = vend.amount.currency
+        line = DispensedItem(
+            item=event.item,
+            price=Money(event.price, currency),
+            success=event.success,
+            vmc_price=_money(event.vmc_price, currency),
         )
+        self._dispensed(step, vend, line)
 
     def session_closed(self, step: Step, event: SessionClosed) -> None:
         vend = self.ledger.vend(self._current)
@@ -210,6 +217,7 @@ class VendRules:
                 item=line.item,
                 price=line.price,
                 success=line.success,
+                vmc_price=line.vmc_price,
             ),
         )
         updated = _replace(vend, lines=(*vend.lines, line), in_flight=None, updated=step.now)
@@ -230,7 +238,12 @@ class VendRules:
             # The board never said whether the approved item dropped: report it as failed.
             step.log(Log.warning("vend.outcome_unknown", vend_id=vend.vend_id))
             approval = vend.in_flight
-            failed = DispensedItem(item=approval.item, price=approval.price, success=False)
+            failed = DispensedItem(
+                item=approval.item,
+                price=approval.price,
+                success=False,
+                vmc_price=approval.vmc_price,
+            )
             vend = self._dispensed(step, vend, failed)
         ended = self.ledger.emit(
             step,
@@ -271,3 +284,7 @@ class VendRules:
 
 def _replace(vend: VendRecord, **changes: Any) -> VendRecord:
     return dataclasses.replace(vend, **changes)
+
+
+def _money(value: int | None, currency: str) -> Money | None:
+    return None if value is None else Money(value, currency)

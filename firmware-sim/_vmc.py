@@ -13,7 +13,9 @@ re-initialises from SETUP; COMMAND OUT OF SEQUENCE, or no progress for the non-r
 except during a vend: the VMC settles a vend before it gives up on the reader.
 
 Sessions are authorization first: BEGIN SESSION opens one; a selection sends VEND REQUEST; on
-VEND APPROVED the motor turns for ``dispense_s``, then VEND SUCCESS or VEND FAILURE. Single vend
+VEND APPROVED the motor turns for ``dispense_s``, then VEND SUCCESS or VEND FAILURE. Like a real
+VMC it deducts the amount VEND APPROVED carried (§7.4.5), which may differ from its own price
+(the reader's planogram decides), and records it as the outcome's ``charged``. Single vend
 then sends SESSION COMPLETE; multi-vend (if both sides offer it) waits for another selection or
 the reader's SESSION CANCEL REQUEST. Prices go on the wire scaled by the reader's config.
 """
@@ -104,7 +106,9 @@ class SessionOpened:
 class VendOutcome:
     """What happened to one selection. ``price`` is the wire price asked in VEND REQUEST;
     ``reported`` is whether the reader acknowledged the outcome (False when a power cut or a
-    reset cut the vend short: §7.4.7 makes the reader count an approved vend as a success)."""
+    reset cut the vend short: §7.4.7 makes the reader count an approved vend as a success);
+    ``charged`` is what the VMC deducted from the credit for it, in wire units: the amount VEND
+    APPROVED carried if the item dropped, else 0."""
 
     session: int
     slot: int
@@ -112,6 +116,7 @@ class VendOutcome:
     price: int
     result: VendResult
     reported: bool
+    charged: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +144,7 @@ class _Session:
     step: Step = Step.IDLE
     slot: Slot | None = None
     price: int = 0
+    approved: int = 0  # the amount VEND APPROVED carried for the current vend
     delivered: bool = False
     end_after_vend: bool = False
     walked_away: bool = False
@@ -212,7 +218,9 @@ class Vmc:
             parts.append(f"credit={self._session.funds - self._session.spent}")
         if self.outcomes:
             last = self.outcomes[-1]
-            parts.append(f"last_vend=slot:{last.slot},item:{last.item},{last.result}")
+            parts.append(
+                f"last_vend=slot:{last.slot},item:{last.item},{last.result},charged:{last.charged}"
+            )
         return " ".join(parts)
 
     # --- the bus -------------------------------------------------------------------------------
@@ -438,6 +446,7 @@ class Vmc:
         if session is None or session.step is not Step.REQUESTED:
             return  # a repeated approval: this vend is already under way
         session.step = Step.DISPENSING
+        session.approved = message.amount  # what we deduct if it drops, whatever we asked
         self._waiting_since = None
         self._dispense_done_at = now + self.config.dispense_s
 
@@ -467,12 +476,12 @@ class Vmc:
         if session is None or session.step is not Step.REPORTING:
             return
         if session.delivered:
-            session.spent += session.price
+            session.spent += session.approved
         self._record(session, "success" if session.delivered else "failure", reported=True)
         self._after_vend(session)
 
     def _after_vend(self, session: _Session) -> None:
-        session.slot = None
+        session.slot, session.approved = None, 0
         options = self.reader_config.options if self.reader_config is not None else 0
         multivend = self.config.multivend and bool(options & mdb.ReaderOptions.MULTIVEND)
         if multivend and not session.end_after_vend:
@@ -497,8 +506,15 @@ class Vmc:
         slot = session.slot
         if slot is None:  # pragma: no cover - a vend always has its slot
             return
+        charged = session.approved if result == "success" else 0
         outcome = VendOutcome(
-            session.number, slot.number, slot.item, session.price, result, reported=reported
+            session.number,
+            slot.number,
+            slot.item,
+            session.price,
+            result,
+            reported=reported,
+            charged=charged,
         )
         self.outcomes.append(outcome)
         self._emit(outcome)

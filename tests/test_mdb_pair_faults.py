@@ -65,7 +65,7 @@ def test_a_lost_approval_is_asked_again_and_approved_once() -> None:
     single_vend(pair)
     approvals = [e for e in pair.reader_events if isinstance(e, VendApproved)]
     assert len(approvals) == 1
-    assert successes(pair) == [VendSucceeded(101, 2000)]
+    assert successes(pair) == [VendSucceeded(101, 2000, 2000)]
     assert pair.take_trace().count("VMC 13* 00 07 D0 00 65 4F") == 2  # the VMC asked twice
 
 
@@ -78,7 +78,7 @@ def test_a_lost_ack_of_vend_success_does_not_count_twice() -> None:
     pair.to_vmc.drop_once = ["CD 00*"]  # so this is the ACK of VEND SUCCESS
     pair.run_for(5)
     assert pair.take_trace().count(COLA_SUCCESS) == 2
-    assert successes(pair) == [VendSucceeded(101, 2000)]
+    assert successes(pair) == [VendSucceeded(101, 2000, 2000)]
 
 
 def test_a_lost_vmc_ack_of_the_approval_is_made_good_at_the_next_poll() -> None:
@@ -90,7 +90,7 @@ def test_a_lost_vmc_ack_of_the_approval_is_made_good_at_the_next_poll() -> None:
     pair.run_for(0.3)  # dispensing: the reader repeats VEND APPROVED at a POLL, the VMC ACKs
     pair.vmc.power_cycle(pair.now, off_s=0.5)
     pair.run_for(3)
-    assert successes(pair) == [VendSucceeded(101, 2000)]  # §7.4.7 with a confirmed approval
+    assert successes(pair) == [VendSucceeded(101, 2000, 2000)]  # §7.4.7 with a confirmed approval
 
 
 def test_every_block_doubled_still_gives_one_vend() -> None:
@@ -99,7 +99,7 @@ def test_every_block_doubled_still_gives_one_vend() -> None:
         to_vmc=Faults(random.Random(4), duplicate_block=1.0),
     )
     single_vend(pair)
-    assert successes(pair) == [VendSucceeded(101, 2000)]
+    assert successes(pair) == [VendSucceeded(101, 2000, 2000)]
     assert pair.machine.slot(1).stock == 4
 
 
@@ -112,7 +112,7 @@ def test_a_noisy_line_still_gets_the_vend_through() -> None:
     pair.open_session(2500)
     pair.vmc.select(1, pair.now)
     pair.run_for(10)
-    assert successes(pair) == [VendSucceeded(101, 2000)]
+    assert successes(pair) == [VendSucceeded(101, 2000, 2000)]
     assert pair.reader.link_stats.dropped_frames + pair.vmc.master.link.stats.dropped_frames > 0
 
 

@@ -93,8 +93,8 @@ async def test_a_vend_within_credit_succeeds_and_ends_the_session(bench: Bench) 
     assert bench.events == [
         SessionStarted(2500),
         VendRequested(2000, 101),
-        VendApproved(2000, 101),
-        VendSucceeded(item=101, price=2000),
+        VendApproved(2000, 101, 2000),
+        VendSucceeded(item=101, price=2000, vmc_price=2000),
         SessionEnded("completed"),
     ]
     # The reader's event comes when it queues END SESSION; the VMC records it when it reads it.
@@ -119,7 +119,7 @@ async def test_a_jammed_motor_reports_vend_failed(bench: Bench) -> None:
     outcome = await asyncio.wait_for(bench.sim.select(1), WAIT_S)
     assert outcome.result == "failure"
     await bench.event(SessionEnded("completed"))
-    assert VendFailed(101, 2000) in bench.events
+    assert VendFailed(101, 2000, 2000) in bench.events
     assert not any(isinstance(e, VendSucceeded) for e in bench.events)
 
 

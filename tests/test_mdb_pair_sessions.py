@@ -83,8 +83,8 @@ def test_example_1_single_vend() -> None:
     assert pair.take_reader_events() == [
         SessionStarted(2500),
         VendRequested(2000, 101),
-        VendApproved(2000, 101),
-        VendSucceeded(101, 2000),
+        VendApproved(2000, 101, 2000),
+        VendSucceeded(101, 2000, 2000),
         SessionEnded("completed"),
     ]
 
@@ -119,8 +119,8 @@ def test_example_2_multi_vend_stops_at_the_credit() -> None:
     ]
     events = pair.take_reader_events()
     assert [e for e in events if isinstance(e, VendSucceeded)] == [
-        VendSucceeded(102, 1500),
-        VendSucceeded(104, 500),
+        VendSucceeded(102, 1500, 1500),
+        VendSucceeded(104, 500, 500),
     ]
     assert VendDenied(1500, 102, "exceeds_credit") in events
     assert events[-1] == SessionEnded("timeout")
@@ -158,8 +158,8 @@ def test_example_5_vend_failure() -> None:
     assert pair.take_reader_events() == [
         SessionStarted(2500),
         VendRequested(2000, 101),
-        VendApproved(2000, 101),
-        VendFailed(101, 2000),
+        VendApproved(2000, 101, 2000),
+        VendFailed(101, 2000, 2000),
         SessionEnded("completed"),
     ]
 
@@ -196,11 +196,11 @@ def test_vmc_reset_between_approved_and_success_counts_as_success() -> None:
     assert pair.take_reader_events() == [
         SessionStarted(2500),
         VendRequested(2000, 101),
-        VendApproved(2000, 101),
+        VendApproved(2000, 101, 2000),
         BoardReset(),
-        VendSucceeded(101, 2000),  # §7.4.7
+        VendSucceeded(101, 2000, 2000),  # §7.4.7
         SessionEnded("board_reset"),
         ReaderEnabled(),
     ]
     outcome = pair.vmc.outcomes[-1]
-    assert outcome == VendOutcome(1, 1, 101, 2000, "success", reported=False)
+    assert outcome == VendOutcome(1, 1, 101, 2000, "success", reported=False, charged=2000)

@@ -34,6 +34,11 @@ class Machine(SQLModel, table=True):
     # When the cloud last heard anything from the machine (status, telemetry, events).
     last_seen_at: datetime | None = None
     created_at: datetime
+    # Who prices a vend: "planogram" (the slots below; the machine's own prices are ignored)
+    # or "vmc" (the machine's prices are charged).
+    price_mode: str = Field(default="planogram", max_length=16)
+    # Hundredths of a percent: the VAT of an item the planogram does not list (VMC prices).
+    vat_rate: int = 2500
 
 
 class Slot(SQLModel, table=True):

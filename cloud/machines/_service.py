@@ -12,7 +12,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from vendgate.cloud.clock import as_utc
 from vendgate.cloud.db import Machine, Slot, VendSession
 from vendgate.cloud.errors import InvalidPlanogram, NotFound, Unavailability
-from vendgate.protocol.mqtt import Status, StatusState, validate_machine_id
+from vendgate.cloud.outbox import enqueue
+from vendgate.cloud.vends import PriceMode
+from vendgate.protocol.mqtt import Config, Status, StatusState, TopicTree, validate_machine_id
+
+DEFAULT_VAT_RATE = 2500  # hundredths of a percent: 25 %, Norway's standard rate
+MAX_VAT_RATE = 10_000
 
 # Bounds of a planogram slot: MDB's item numbers are 16 bits and its widest money field a
 # signed 32-bit count of minor units; VAT is in hundredths of a percent (Vipps' taxRate);
@@ -106,22 +111,62 @@ async def upsert_machine(
     *,
     currency: str = "NOK",
     callback_qr_id: str | None = None,
+    price_mode: str = PriceMode.PLANOGRAM,
+    vat_rate: int = DEFAULT_VAT_RATE,
+    tree: TopicTree | None = None,
 ) -> Machine:
     """Create or replace a machine and its planogram (tests, the demo, `cloud add-machine`).
+
+    ``price_mode``: ``planogram`` (the planogram prices every vend) or ``vmc`` (the machine's
+    own prices are charged); ``vat_rate`` (hundredths of a percent) is the VAT of an item the
+    planogram does not list. The new planogram goes to the machine (``cmd/config`` in the
+    outbox, on ``tree``, default prefix if None); it gets it again on every connect.
 
     Raises ``MachineIdError`` or ``InvalidPlanogram`` before writing anything.
     """
     validate_machine_id(machine_id)
     validate_planogram(slots)
+    mode = _price_mode(price_mode)
+    if type(vat_rate) is not int or not 0 <= vat_rate <= MAX_VAT_RATE:
+        raise InvalidPlanogram(
+            f"VAT rate must be 0..{MAX_VAT_RATE} (hundredths of a percent), got {vat_rate!r}",
+            field="vat_rate",
+            item=None,
+        )
     machine = await db.get(Machine, machine_id) or Machine(id=machine_id, name=name, created_at=now)
     machine.name, machine.currency, machine.callback_qr_id = name, currency, callback_qr_id
+    machine.price_mode, machine.vat_rate = mode.value, vat_rate
     db.add(machine)
     for old in await slots_of(db, machine_id):
         await db.delete(old)
     await db.flush()
     for spec in slots:
         db.add(Slot(machine_id=machine_id, **spec.__dict__))
+    enqueue(db, tree or TopicTree(), machine_id, planogram_config(machine, slots, now), now)
     return machine
+
+
+def planogram_config(machine: Machine, slots: Sequence[Slot | SlotSpec], now: datetime) -> Config:
+    """The ``cmd/config`` that gives the edge its price authority (docs/mqtt-contract.md)."""
+    planogram = [{"item": s.item, "price": s.price} for s in sorted(slots, key=lambda s: s.item)]
+    settings = {"planogram": planogram, "price_mode": machine.price_mode}
+    return Config.create(now=now, settings=settings)
+
+
+async def send_planogram(
+    db: AsyncSession, tree: TopicTree, machine: Machine, now: datetime
+) -> None:
+    """Put the machine's planogram in the outbox for it (on every ``hello``)."""
+    slots = await slots_of(db, machine.id)
+    enqueue(db, tree, machine.id, planogram_config(machine, slots, now), now)
+
+
+def _price_mode(value: str) -> PriceMode:
+    try:
+        return PriceMode(value)
+    except ValueError:
+        modes = ", ".join(mode.value for mode in PriceMode)
+        raise ValueError(f"price mode must be one of {modes}, got {value!r}") from None
 
 
 def record_status(machine: Machine, status: Status, now: datetime) -> bool:

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud.context import CloudContext
 from vendgate.cloud.db import Machine, ProcessedMessage, VendSession, transaction
-from vendgate.cloud.machines import record_status
+from vendgate.cloud.machines import record_status, send_planogram
 from vendgate.cloud.vends import (
     Line,
     VendInput,
@@ -37,6 +37,7 @@ from vendgate.protocol.mqtt import (
     Dispensed,
     Ended,
     Event,
+    Hello,
     Message,
     ParsedTopic,
     Pong,
@@ -170,7 +171,10 @@ class MessageHandler:
             db.add(machine)
         vend_id = getattr(event, "vend_id", None)
         if vend_id is None:
-            return  # hello: nothing to do beyond the heartbeat
+            if isinstance(event, Hello) and machine is not None:
+                # Every connect: the edge prices vends by the planogram it holds.
+                await send_planogram(db, self.ctx.tree, machine, now)
+            return
         vend = await db.get(VendSession, vend_id)
         if vend is None or vend.machine_id != machine_id:
             log.warning(
@@ -200,7 +204,8 @@ async def apply_vend_event(
             vend.started_at = now
     elif isinstance(event, Dispensed):
         if move(db, vend, VendInput.EDGE_DISPENSED, now, f"item {event.item} ok={event.success}"):
-            await add_line(db, vend, event.item, event.price, event.success)
+            line = Line(event.item, event.price, event.success, event.vmc_price)
+            await add_line(db, vend, line, now)
     elif isinstance(event, Rejected):
         # `duplicate` answers a re-sent command the edge already has: not a refusal.
         if event.reason is not RejectReason.DUPLICATE and move(
@@ -209,8 +214,8 @@ async def apply_vend_event(
             vend.end_reason = f"rejected:{event.reason}"
             begin_settling(db, vend, [], now)
     elif isinstance(event, Ended) and move(db, vend, VendInput.EDGE_ENDED, now, str(event.reason)):
-        lines = [Line(d.item, d.price, d.success) for d in event.dispensed]
-        await replace_lines(db, vend, lines)
+        reported = [Line(d.item, d.price, d.success, d.vmc_price) for d in event.dispensed]
+        charged = await replace_lines(db, vend, reported, now)
         vend.end_reason, vend.ended_at = str(event.reason), now
-        begin_settling(db, vend, lines, now)
+        begin_settling(db, vend, charged, now)
     db.add(vend)

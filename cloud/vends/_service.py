@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -17,14 +18,15 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vendgate.cloud.db import Machine, Payment, VendLine, VendSession, VendStep
+from vendgate.cloud.alerts import AlertKind, alerts_of, raise_alert
+from vendgate.cloud.db import Machine, Payment, Slot, VendLine, VendSession, VendStep
 from vendgate.cloud.outbox import enqueue
 from vendgate.cloud.settings import TimingSettings
 from vendgate.protocol import Money
 from vendgate.protocol.mqtt import Authorized, Cancel, TopicTree
 
 from ._schedule import schedule
-from ._settlement import Line, Settlement, decide_settlement
+from ._settlement import Line, PriceMode, Pricing, Settlement, decide_settlement
 from ._states import VendInput, VendState, is_open, next_state
 
 log = logging.getLogger(__name__)
@@ -171,31 +173,74 @@ async def lines_of(db: AsyncSession, vend: VendSession) -> list[Line]:
     return [Line(r.item, Money(r.price, vend.currency), r.success) for r in rows]
 
 
-async def add_line(db: AsyncSession, vend: VendSession, item: int, price: Money, ok: bool) -> None:
-    """A `dispensed` report, kept for the status page and for a settlement by deadline."""
-    if price.currency != vend.currency:
-        log.warning("vend %s: item %s priced in %s, not charged", vend.id, item, price.currency)
+async def pricing_of(db: AsyncSession, machine_id: str) -> Pricing:
+    """The machine's price authority: its price mode and planogram as they are now."""
+    machine = await db.get(Machine, machine_id)
+    slots = (await db.exec(select(Slot).where(Slot.machine_id == machine_id))).all()
+    mode = PriceMode(machine.price_mode) if machine is not None else PriceMode.PLANOGRAM
+    return Pricing(mode, {slot.item: slot.price for slot in slots})
+
+
+async def add_line(db: AsyncSession, vend: VendSession, reported: Line, now: datetime) -> None:
+    """A `dispensed` report, priced by the planogram and kept for the status page and for a
+    settlement by deadline; a price that disagrees with the planogram is alerted."""
+    if reported.price.currency != vend.currency:
+        log.warning(
+            "vend %s: item %s priced in %s, not charged",
+            vend.id,
+            reported.item,
+            reported.price.currency,
+        )
         return
     count = len((await db.exec(select(VendLine.id).where(VendLine.vend_id == vend.id))).all())
-    db.add(VendLine(vend_id=vend.id, position=count, item=item, price=price.value, success=ok))
+    priced = (await pricing_of(db, vend.machine_id)).charge(reported)
+    if priced.mismatch is not None:
+        _price_mismatch(db, vend, priced.mismatch, now)
+    db.add(_row(vend, count, priced.line))
 
 
-async def replace_lines(db: AsyncSession, vend: VendSession, lines: Iterable[Line]) -> None:
-    """`ended` lists every attempt: it replaces the `dispensed` reports seen so far."""
+async def replace_lines(
+    db: AsyncSession, vend: VendSession, reported: Iterable[Line], now: datetime
+) -> list[Line]:
+    """`ended` lists every attempt: it replaces the `dispensed` reports seen so far. Returns
+    the lines as charged (priced by the planogram). A mismatch the `dispensed` report of the
+    same line already alerted is not alerted again."""
     await db.exec(delete(VendLine).where(col(VendLine.vend_id) == vend.id))
-    for position, line in enumerate(lines):
+    pricing = await pricing_of(db, vend.machine_id)
+    known = await alerts_of(db, kind=AlertKind.PRICE_MISMATCH, vend_id=vend.id)
+    alerted = Counter(alert.detail for alert in known)
+    charged: list[Line] = []
+    for position, line in enumerate(reported):
         if line.price.currency != vend.currency:
             log.warning("vend %s: line in %s not charged", vend.id, line.price.currency)
             continue
-        db.add(
-            VendLine(
-                vend_id=vend.id,
-                position=position,
-                item=line.item,
-                price=line.price.value,
-                success=line.success,
-            )
-        )
+        priced = pricing.charge(line)
+        if priced.mismatch is not None:
+            # Identical lines have identical details: alert the ones beyond those alerted.
+            if alerted[priced.mismatch] > 0:
+                alerted[priced.mismatch] -= 1
+            else:
+                _price_mismatch(db, vend, priced.mismatch, now)
+        db.add(_row(vend, position, priced.line))
+        charged.append(priced.line)
+    return charged
+
+
+def _row(vend: VendSession, position: int, line: Line) -> VendLine:
+    return VendLine(
+        vend_id=vend.id,
+        position=position,
+        item=line.item,
+        price=line.price.value,
+        success=line.success,
+    )
+
+
+def _price_mismatch(db: AsyncSession, vend: VendSession, detail: str, now: datetime) -> None:
+    raise_alert(
+        db, AlertKind.PRICE_MISMATCH, now, detail, machine_id=vend.machine_id, vend_id=vend.id
+    )
+    log_step(db, vend, "price_mismatch", now, detail)
 
 
 def begin_settling(

@@ -1,9 +1,11 @@
 """What the reader tells the agent: frozen events, in the order things happened on the bus.
 
-Amounts (``funds``, ``price``) are wire units; ``CashlessConfig.to_minor`` converts them (with
-the default config they already are minor units). ``price`` in ``VendSucceeded``/``VendFailed``
-is always the price of the VEND REQUEST we approved: the board is trusted for *what* it
-dispensed, never for how much may be charged.
+Amounts (``funds``, ``price``, ``vmc_price``) are wire units; ``CashlessConfig.to_minor``
+converts them (with the default config they already are minor units). ``price`` in
+``VendApproved``/``VendSucceeded``/``VendFailed`` is always the amount our VEND APPROVED carried
+(the planogram's price, or the VMC's in ``vmc`` mode): the board is trusted for *what* it
+dispensed, never for how much may be charged. ``vmc_price`` is what the VMC asked in its VEND
+REQUEST, reported so the cloud can see a machine whose own prices disagree with the planogram.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ EndReason = Literal["completed", "timeout", "cancelled", "board_reset", "link_lo
 on the keypad), our selection timeout, ``cancel_session()``, a RESET from the VMC, or the board
 went silent."""
 
-DenyReason = Literal["exceeds_credit", "session_ending"]
+DenyReason = Literal[
+    "exceeds_credit", "session_ending", "no_planogram", "not_in_planogram", "price_unrepresentable"
+]
+"""Why a VEND REQUEST was denied: the price is more than the credit left, the session is ending,
+no planogram has arrived yet, the item is not in it, or its price is no whole number of wire
+units (or too large for the 16-bit VEND APPROVED)."""
+
+PriceMode = Literal["planogram", "vmc"]
+"""Who sets the price of a vend: the planogram the cloud sent, or the VMC's own VEND REQUEST."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +44,11 @@ class VendRequested:
 
 @dataclass(frozen=True, slots=True)
 class VendApproved:
+    """Our VEND APPROVED: ``price`` is the amount it carried, ``vmc_price`` what the VMC asked."""
+
     price: int
     item: int
+    vmc_price: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +64,7 @@ class VendSucceeded:
 
     item: int
     price: int
+    vmc_price: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +73,7 @@ class VendFailed:
 
     item: int
     price: int
+    vmc_price: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

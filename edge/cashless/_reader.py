@@ -8,7 +8,11 @@ link loss). It never reads a clock and owns no port.
 The legal moves are the table in ``_states``; who owes the VMC which reply, and repetitions,
 are ``_delivery``'s job. A VMC command the table does not allow is ACKed, parks the reader in
 ``error`` and is answered at the next POLL with COMMAND OUT OF SEQUENCE; only RESET leaves
-``error`` (§7.4.4). Money: an approval never takes the session past its funds; a RESET between
+``error`` (§7.4.4). Prices: ``set_pricing`` says who sets them. In ``planogram`` mode a VEND
+REQUEST is approved at the planogram's price for its item (VEND APPROVED carries the amount the
+VMC deducts, §7.4.5), whatever the VMC asked, and an item the planogram lacks is denied; in
+``vmc`` mode (a bare reader's default) the VMC's price is approved. Money: an approval never
+takes the session past its funds; a RESET between
 VEND APPROVED and VEND SUCCESS counts as a success (§7.4.7) once the VMC has ACKed the approval;
 before that it counts as a failure, because the VMC may never have seen the approval and so
 never dispensed.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +38,7 @@ from ._events import (
     LinkLost,
     LinkRestored,
     NeedData,
+    PriceMode,
     ReaderDisabled,
     ReaderEnabled,
     ReaderEvent,
@@ -51,6 +56,8 @@ log = logging.getLogger(__name__)
 
 MAX_FUNDS_SHOWN = 0xFFFE
 """BEGIN SESSION's largest real value (FFFF means "unknown"); more credit is kept, not shown."""
+MAX_APPROVED = {False: 0xFFFE, True: 0xFFFFFFFF}
+"""VEND APPROVED's largest amount, 16-bit (FFFF means an electronic token) or 32-bit (§7.4.5)."""
 
 MOVES: dict[type[mdb.Command], Move] = {
     mdb.Reset: Move.RESET,
@@ -79,7 +86,10 @@ UNSUPPORTED_REPLIES: dict[type[mdb.Command], mdb.CdMessage] = {
 @dataclass
 class _Vend:
     price: int
+    """The amount our VEND APPROVED carried: what the session spends if the item drops."""
     item: int
+    vmc_price: int
+    """What the VMC asked in its VEND REQUEST."""
     confirmed: bool = False
     """The VMC ACKed a block carrying our VEND APPROVED."""
 
@@ -114,6 +124,8 @@ class Reader:
         self._disable_pending = False
         self._link_up = False
         self._last_heard = 0.0
+        self._price_mode: PriceMode = "vmc"
+        self._planogram: dict[int, int] | None = None  # item -> minor units
         self._events: deque[ReaderEvent] = deque()
         self._delivery = Delivery()
         # A reader that powers up answers its first POLL with JUST RESET (§7.4.4).
@@ -222,6 +234,13 @@ class Reader:
         if seconds <= 0:
             raise mdb.LocalMdbError(f"selection timeout must be positive, not {seconds}")
         self.selection_timeout_s = seconds
+
+    def set_pricing(self, mode: PriceMode, planogram: Mapping[int, int] | None) -> None:
+        """Who prices the next VEND REQUEST: ``"planogram"`` (item -> minor units; None means
+        none has arrived yet, and every vend is denied) or ``"vmc"`` (its own price). A vend
+        already approved keeps its amount."""
+        self._price_mode = mode
+        self._planogram = None if planogram is None else dict(planogram)
 
     def _selection_deadline(self) -> float | None:
         session = self._session
@@ -405,22 +424,41 @@ class Reader:
     def _on_vend_request(self, command: mdb.VendRequest, target: State, now: float) -> Reply:
         session = self._open_session()
         self._state = target
-        price, item = command.price, command.item
-        self._emit(VendRequested(price, item))
+        asked, item = command.price, command.item
+        self._emit(VendRequested(asked, item))
+        price = self._price_of(item, asked, command.expanded)
         reason = self._deny_reason(session, price)
         if reason is not None:
             self._state = transition(self._state, Move.DENY)
             session.idle_since = now
-            self._emit(VendDenied(price, item, reason))
+            self._emit(VendDenied(asked, item, reason))
             return (mdb.VendDenied(),)
+        assert isinstance(price, int)
         # Local and immediate: no network round trip inside the uninterruptible Vend state.
-        session.vend = _Vend(price, item)
-        self._emit(VendApproved(price, item))
+        session.vend = _Vend(price, item, asked)
+        self._emit(VendApproved(price, item, vmc_price=asked))
         return (mdb.VendApproved(price, expanded=command.expanded),)
 
-    def _deny_reason(self, session: _Session, price: int) -> DenyReason | None:
+    def _price_of(self, item: int, asked: int, expanded: bool) -> int | DenyReason:
+        """The wire amount to approve for ``item``, or why there is none."""
+        if self._price_mode == "vmc":
+            return asked
+        if self._planogram is None:
+            return "no_planogram"
+        listed = self._planogram.get(item)
+        if listed is None:
+            return "not_in_planogram"
+        wire = self.config.to_scaled(listed)
+        # Rounding would approve another price than the planogram's: refuse instead.
+        if self.config.to_minor(wire) != listed or not 0 < wire <= MAX_APPROVED[expanded]:
+            return "price_unrepresentable"
+        return wire
+
+    def _deny_reason(self, session: _Session, price: int | DenyReason) -> DenyReason | None:
         if session.ending is not None:
             return "session_ending"
+        if isinstance(price, str):
+            return price
         if price > session.credit_left:
             return "exceeds_credit"
         return None
@@ -449,14 +487,14 @@ class Reader:
     def _release_vend(self, session: _Session) -> None:
         vend = _approved(session)
         session.vend = None
-        self._emit(VendFailed(vend.item, vend.price))
+        self._emit(VendFailed(vend.item, vend.price, vend.vmc_price))
 
     def _succeed(self, session: _Session, item: int) -> None:
         vend = _approved(session)
         session.spent += vend.price
         session.vend = None
         # The board says what it dispensed; the price is the one we approved.
-        self._emit(VendSucceeded(item, vend.price))
+        self._emit(VendSucceeded(item, vend.price, vend.vmc_price))
 
     def _after_vend(self, session: _Session, target: State, now: float) -> None:
         self._state = target

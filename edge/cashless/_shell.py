@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Self
 
 import serial
 
 from ._config import CashlessConfig
-from ._events import NeedData, ReaderEvent
+from ._events import NeedData, PriceMode, ReaderEvent
 from ._reader import Reader
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,10 @@ class SerialCashless:
     def set_selection_timeout(self, seconds: float) -> None:
         self.reader.set_selection_timeout(seconds)
         self._arm_timer()
+
+    def set_pricing(self, mode: PriceMode, planogram: Mapping[int, int] | None) -> None:
+        """Who prices the next vend (``Reader.set_pricing``); planogram prices in minor units."""
+        self.reader.set_pricing(mode, planogram)
 
     async def events(self) -> AsyncIterator[ReaderEvent]:
         """Every reader event, in order, until the ``async with`` block exits."""

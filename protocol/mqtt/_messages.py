@@ -415,21 +415,28 @@ class Rejected(Event, frozen=True, kw_only=True):
 
 
 class DispensedItem(msgspec.Struct, frozen=True, kw_only=True):
-    """One vend attempt inside a session, as listed in ``ended``."""
+    """One vend attempt inside a session, as listed in ``ended``.
+
+    ``price`` is what the edge charged (approved); ``vmc_price`` what the VMC asked, if known.
+    """
 
     item: ItemNumber
     price: Money
     success: bool
+    vmc_price: Money | None = None
 
     def __post_init__(self) -> None:
         problem = count_problem(self.item, MAX_ITEM)
         if problem is not None:
             raise MessageError("evt/ended", problem, "item")
         _check_money("evt/ended", self.price, "price")
+        if self.vmc_price is not None:
+            _check_money("evt/ended", self.vmc_price, "vmc_price")
 
 
 class Dispensed(Event, frozen=True, kw_only=True):
-    """The board reported VEND SUCCESS (``success``) or VEND FAILURE for ``item`` at ``price``."""
+    """The board reported VEND SUCCESS (``success``) or VEND FAILURE for ``item`` at ``price``
+    (what the edge charged); ``vmc_price`` is what the VMC asked, if known."""
 
     topic_name: ClassVar[str | None] = "dispensed"
 
@@ -437,16 +444,21 @@ class Dispensed(Event, frozen=True, kw_only=True):
     item: ItemNumber
     price: Money
     success: bool
+    vmc_price: Money | None = None
 
     def _validate(self) -> None:
         super()._validate()
         self._require_text("vend_id")
         self._require_count("item", MAX_ITEM)
         _require_money(self, "price")
+        if self.vmc_price is not None:
+            _require_money(self, "vmc_price")
 
     def as_item(self) -> DispensedItem:
         """This attempt as a line of the ``ended`` event."""
-        return DispensedItem(item=self.item, price=self.price, success=self.success)
+        return DispensedItem(
+            item=self.item, price=self.price, success=self.success, vmc_price=self.vmc_price
+        )
 
     @classmethod
     def create(
@@ -459,6 +471,7 @@ class Dispensed(Event, frozen=True, kw_only=True):
         price: Money,
         success: bool,
         message_id: str | None = None,
+        vmc_price: Money | None = None,
     ) -> Dispensed:
         return cls(
             **_envelope(cls, now, message_id),
@@ -467,6 +480,7 @@ class Dispensed(Event, frozen=True, kw_only=True):
             item=item,
             price=price,
             success=success,
+            vmc_price=vmc_price,
         )
 
 

@@ -73,12 +73,12 @@ class Board:
             out.append(event)
         return out
 
-    def ready(self) -> Board:
+    def ready(self, config_data: mdb.ReaderConfigData = CONFIG_DATA) -> Board:
         self.sent()
         self.reply(mdb.Ack())
         self.wait(0.2)
         self.reply(mdb.JustReset())
-        self.reply(CONFIG_DATA)
+        self.reply(config_data)
         self.reply(mdb.Ack())
         self.reply(READER_ID)
         self.reply(mdb.Ack())
@@ -187,7 +187,7 @@ def test_select_sends_vend_request_and_approval_at_a_poll_dispenses() -> None:
     assert board.reply(mdb.Ack()) == ["VMC 13* 04 17"]
     assert board.reply(mdb.EndSession()) == [ACK]
     events = board.events()
-    assert VendOutcome(1, 1, 101, 2000, "success", reported=True) in events
+    assert VendOutcome(1, 1, 101, 2000, "success", reported=True, charged=2000) in events
     assert board.vmc.funds is None  # the session is over
 
 
@@ -241,7 +241,8 @@ def test_power_cycle_silences_the_bus_then_boots_with_reset() -> None:
     assert board.wait(2.9) == []
     assert board.wait(0.15) == ["VMC 10* 10"]
     events = board.events()
-    assert VendOutcome(1, 1, 101, 2000, "success", reported=False) in events  # motor was turning
+    turning = VendOutcome(1, 1, 101, 2000, "success", reported=False, charged=2000)
+    assert turning in events  # the motor was turning: it dropped
     assert PowerOff() in events
     assert events[-1] == PowerOn()
     assert board.vmc.machine.slot(1).stock == 4
@@ -251,3 +252,41 @@ def test_status_line_says_what_is_going_on() -> None:
     board = Board().ready().session(2500)
     assert board.vmc.status_line() == "power=on reader=ready session=idle credit=2500"
     assert SessionOpened(1, 2500) not in board.events()  # already drained by session()
+
+
+MULTIVEND_READER = mdb.ReaderConfigData(
+    1, 0x1578, 1, 2, 30, int(mdb.ReaderOptions.CAN_REFUND | mdb.ReaderOptions.MULTIVEND)
+)
+
+
+def test_the_vmc_deducts_the_amount_approved_not_its_own_price() -> None:
+    board = Board(VmcConfig(dispense_s=0.5, multivend=True)).ready(MULTIVEND_READER).session(2500)
+    board.vmc.select(1, board.now)  # the VMC's price: 2000
+    assert board.wait(0.0) == ["VMC 13* 00 07 D0 00 65 4F"]
+    board.reply(mdb.VendApproved(1500))  # the reader's price authority says 1500
+    assert board.run(0.5) == ["VMC 13* 02 00 65 7A"]
+    board.reply(mdb.Ack())
+
+    assert board.vmc.outcomes[-1] == VendOutcome(
+        1, 1, 101, 2000, "success", reported=True, charged=1500
+    )
+    assert board.vmc.status_line() == (
+        "power=on reader=ready session=idle credit=1000 "
+        "last_vend=slot:1,item:101,success,charged:1500"
+    )
+
+
+def test_nothing_is_charged_for_a_denied_or_failed_vend() -> None:
+    board = Board(VmcConfig(dispense_s=0.5, multivend=True)).ready(MULTIVEND_READER).session(2500)
+    board.vmc.select(1, board.now)
+    board.wait(0.0)
+    board.reply(mdb.VendDenied())
+    board.vmc.jam(1)
+    board.vmc.select(1, board.now)
+    board.wait(0.0)
+    board.reply(mdb.VendApproved(2000))
+    board.run(0.5)
+    board.reply(mdb.Ack())
+
+    assert [(o.result, o.charged) for o in board.vmc.outcomes] == [("denied", 0), ("failure", 0)]
+    assert "credit=2500" in board.vmc.status_line()

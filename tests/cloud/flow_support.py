@@ -207,11 +207,19 @@ async def seed_machine(
     *,
     online: bool = False,
     callback_qr_id: str | None = None,
+    **options: Any,
 ) -> None:
+    """The machine and its planogram; ``options`` (price_mode, vat_rate...) go to upsert."""
     now = ctx.clock()
     async with transaction(ctx.sessions) as db:
         machine = await upsert_machine(
-            db, machine_id, f"Machine {machine_id}", slots, now, callback_qr_id=callback_qr_id
+            db,
+            machine_id,
+            f"Machine {machine_id}",
+            slots,
+            now,
+            callback_qr_id=callback_qr_id,
+            **options,
         )
         if online:
             machine.online, machine.last_seen_at, machine.status_at = True, now, now
@@ -478,6 +486,7 @@ class FakeEdge:
                 item=attempt.item,
                 price=attempt.price,
                 success=attempt.success,
+                vmc_price=attempt.vmc_price,
             )
         await self.emit(
             Ended,

@@ -16,12 +16,14 @@ from flow_support import FAST, PLANOGRAM, sqlite_url
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
 from support.postgres import create_database, drop_database
 
 from vendgate.cloud.context import CloudContext
 from vendgate.cloud.db import (
     ONE_OPEN_VEND_INDEX,
     Machine,
+    OutboxCommand,
     create_engine,
     is_postgres,
     session_factory,
@@ -33,6 +35,7 @@ from vendgate.cloud.reconciler import claim_due
 from vendgate.cloud.settings import CloudSettings
 from vendgate.cloud.vends import VendInput, VendState, move, open_vend
 from vendgate.cloud.vipps import VippsClient
+from vendgate.protocol.mqtt import Config
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -140,3 +143,41 @@ def test_cli_migrate_and_add_machine(tmp_path: Path) -> None:
         text=True,
     )
     assert bad.returncode == 2
+
+
+def test_cli_add_machine_sets_the_price_mode_and_vat_and_queues_the_planogram(
+    tmp_path: Path,
+) -> None:
+    url = sqlite_url(tmp_path)
+    env = {**os.environ, "VENDGATE_DATABASE_URL": url, "VENDGATE_MQTT_PREFIX": "site/v1"}
+    add = [sys.executable, "-m", "vendgate", "cloud", "add-machine", "m8", "Gym"]
+    flags = ["--slot", "11:Water:2000:1500", "--price-mode", "vmc", "--vat", "1200"]
+    added = subprocess.run([*add, *flags], env=env, capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    bad_mode = subprocess.run(
+        [*add, "--price-mode", "cheap"], env=env, capture_output=True, text=True
+    )
+    bad_vat = subprocess.run([*add, "--vat", "25%"], env=env, capture_output=True, text=True)
+
+    async def read() -> tuple[Machine | None, list[OutboxCommand]]:
+        engine = create_engine(url)
+        try:
+            async with transaction(session_factory(engine)) as db:
+                machine = await db.get(Machine, "m8")
+                return machine, list((await db.exec(select(OutboxCommand))).all())
+        finally:
+            await engine.dispose()
+
+    machine, commands = asyncio.run(read())
+    assert machine is not None
+    assert (machine.price_mode, machine.vat_rate) == ("vmc", 1200)
+    (config,) = commands
+    assert config.topic == "site/v1/m8/cmd/config"
+    assert Config.decode(config.payload).settings == {
+        "planogram": [{"item": 11, "price": 2000}],
+        "price_mode": "vmc",
+    }
+    for bad in (bad_mode, bad_vat):
+        assert bad.returncode == 2
+        assert "Traceback" not in bad.stderr
+        assert len(bad.stderr.strip().splitlines()[-1]) > 0

@@ -211,4 +211,5 @@ async def test_a_machine_that_never_reports_is_released_by_the_deadline(tmp_path
             commands = (await db.exec(select(OutboxCommand))).all()
     assert settled.outcome == "not_charged"
     assert ledger(cloud.sim, vend.id).cancelled == MAX_PRICE
-    assert [c.topic.rsplit("/", 1)[1] for c in commands] == ["authorized", "cancel"]
+    # config: the planogram, sent when the machine was added
+    assert [c.topic.rsplit("/", 1)[1] for c in commands] == ["config", "authorized", "cancel"]

@@ -8,11 +8,15 @@ from hypothesis import strategies as st
 
 from vendgate.cloud.vends import (
     Line,
+    Priced,
+    PriceMode,
+    Pricing,
     SettleProgress,
     SettleStep,
     decide_settlement,
     next_settle_step,
     receipt_line,
+    receipt_lines,
 )
 from vendgate.protocol import Money
 
@@ -128,3 +132,65 @@ def test_receipt_line_splits_the_price_into_net_and_vat(price: int, vat: int) ->
 def test_receipt_line_example() -> None:
     line = receipt_line("Cola", 11, 2500, 1500)  # 15 % VAT on food in Norway
     assert (line.total, line.excluding_tax, line.tax) == (2500, 2174, 326)
+
+
+# -- price authority: the planogram prices every line ------------------------------------------
+
+PLANOGRAM = {11: 2500, 12: 3500}
+BY_PLANOGRAM = Pricing(PriceMode.PLANOGRAM, PLANOGRAM)
+BY_VMC = Pricing(PriceMode.VMC, PLANOGRAM)
+
+
+def test_a_line_is_charged_the_planogram_price_whatever_the_machine_reported() -> None:
+    reported = Line(11, Money(3500, NOK), True, vmc_price=Money(3500, NOK))
+    priced = BY_PLANOGRAM.charge(reported)
+    assert priced.line == Line(11, Money(2500, NOK), True)
+    assert priced.mismatch == (
+        "item 11: planogram 25.00 NOK, the edge charged 35.00 NOK, the VMC asked 35.00 NOK "
+        "(charged the planogram's)"
+    )
+
+
+def test_a_line_at_the_planogram_price_is_no_mismatch() -> None:
+    reported = Line(12, Money(3500, NOK), False, vmc_price=Money(3500, NOK))
+    assert BY_PLANOGRAM.charge(reported) == Priced(Line(12, Money(3500, NOK), False))
+
+
+def test_an_unlisted_item_is_not_charged_in_planogram_mode_and_charged_with_vmc_prices() -> None:
+    reported = Line(13, Money(2000, NOK), True)
+    unlisted = BY_PLANOGRAM.charge(reported)
+    assert unlisted.line == Line(13, Money(0, NOK), True)
+    assert unlisted.mismatch is not None
+    assert "not in the planogram" in unlisted.mismatch
+    assert decide_settlement(Money(3500, NOK), [unlisted.line]).charged == ()
+    assert BY_VMC.charge(reported) == Priced(reported)
+
+
+def test_with_vmc_prices_a_listed_item_is_charged_what_was_reported_and_flagged() -> None:
+    priced = BY_VMC.charge(Line(11, Money(3000, NOK), True, vmc_price=Money(3000, NOK)))
+    assert priced.line == Line(11, Money(3000, NOK), True)
+    assert priced.mismatch is not None
+    assert "planogram 25.00 NOK" in priced.mismatch
+
+
+@given(
+    item=st.sampled_from([11, 12, 13]),
+    price=st.integers(0, 10_000),
+    asked=st.none() | st.integers(0, 10_000),
+    success=st.booleans(),
+)
+def test_in_planogram_mode_a_line_never_costs_other_than_the_planogram_price(
+    item: int, price: int, asked: int | None, success: bool
+) -> None:
+    vmc_price = None if asked is None else Money(asked, NOK)
+    priced = BY_PLANOGRAM.charge(Line(item, Money(price, NOK), success, vmc_price))
+    assert priced.line.price.value == PLANOGRAM.get(item, 0)
+    assert (priced.line.item, priced.line.success) == (item, success)
+    differs = {price, asked} - {None, PLANOGRAM.get(item)}
+    assert (priced.mismatch is None) == (item in PLANOGRAM and not differs)
+
+
+def test_receipt_vat_comes_from_the_slot_else_from_the_machine() -> None:
+    charged = [Line(11, Money(2500, NOK), True), Line(13, Money(2000, NOK), True)]
+    lines = receipt_lines(charged, {11: ("Cola", 1500)}, 1200)
+    assert [(r.name, r.vat_rate) for r in lines] == [("Cola", 1500), ("Item 13", 1200)]

@@ -15,18 +15,19 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import aiomqtt
 import pytest
 from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
 
+from vendgate.boardsim import DEFAULT_SLOTS
 from vendgate.broker import EmbeddedBroker
 from vendgate.edge import CashlessDevice, EdgeAgent, EdgeConfig, Faults, SqliteStore, no_faults
 from vendgate.edge._actions import Action, Log, Persist, Publish
@@ -61,6 +62,7 @@ from vendgate.protocol.mqtt import (
     Ack,
     Authorized,
     Command,
+    Config,
     EndReason,
     Event,
     Message,
@@ -69,9 +71,14 @@ from vendgate.protocol.mqtt import (
     decode_for_topic,
 )
 
+if TYPE_CHECKING:
+    from vendgate.edge.cashless import PriceMode
+
 M = TypeVar("M", bound=Message)
 
 MACHINE = "m1"
+# The board simulator's default slots as a planogram: the prices it asks are the planogram's.
+BOARD_PRICES = {slot.item: slot.price for slot in DEFAULT_SLOTS}
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 READY = Board(state="enabled", link_up=True, can_begin_session=True)
 
@@ -178,6 +185,7 @@ class FakeCashless:
         self.begun: list[int] = []
         self.cancels = 0
         self.selection_timeout_s: float | None = None
+        self.pricing: tuple[PriceMode, dict[int, int] | None] | None = None
         self._queue: asyncio.Queue[ReaderEvent | None] = asyncio.Queue()
 
     @property
@@ -200,10 +208,14 @@ class FakeCashless:
     def set_selection_timeout(self, seconds: float) -> None:
         self.selection_timeout_s = seconds
 
+    def set_pricing(self, mode: PriceMode, planogram: Mapping[int, int] | None) -> None:
+        self.pricing = (mode, None if planogram is None else dict(planogram))
+
     def vend(self, item: int, price: int, success: bool = True) -> None:
+        """The VMC asks ``price`` for ``item`` and this fake approves it (no pricing applied)."""
         self._emit(VendRequested(price, item))
-        self._emit(ReaderVendApproved(price, item))
-        self._emit(VendSucceeded(item, price) if success else VendFailed(item, price))
+        self._emit(ReaderVendApproved(price, item, price))
+        self._emit(VendSucceeded(item, price, price) if success else VendFailed(item, price, price))
 
     def end(self, reason: str = "completed") -> None:
         self.state = "enabled"
@@ -271,6 +283,17 @@ class Cloud:
 
     async def ack(self, *events: Message) -> None:
         await self.send(Ack.create(now=datetime.now(UTC), events=[e.id for e in events]))
+
+    async def send_planogram(
+        self, prices: Mapping[int, int] = BOARD_PRICES, mode: str = "planogram"
+    ) -> None:
+        """``cmd/config`` with the planogram (item -> minor units), as the cloud sends on hello.
+
+        Without one the agent refuses every vend; commands are handled in order, so anything
+        sent after this finds it applied."""
+        planogram = [{"item": item, "price": price} for item, price in prices.items()]
+        settings = {"planogram": planogram, "price_mode": mode}
+        await self.send(Config.create(now=datetime.now(UTC), settings=settings))
 
     def events_of(self, vend_id: str) -> list[Event]:
         """The committed events of one vend, in seq order."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vendgate.edge.cashless import (
     BoardReset,
@@ -23,6 +27,9 @@ from vendgate.edge.cashless import (
     VendSucceeded,
 )
 from vendgate.protocol import mdb
+
+if TYPE_CHECKING:
+    from vendgate.edge.cashless import PriceMode
 
 ACK = "CD 00*"
 COLA = mdb.VendRequest(price=2000, item=101)
@@ -166,7 +173,7 @@ def test_a_vend_within_credit_is_approved_at_once() -> None:
     script = Script().enable().session(2500)
     assert script.send(COLA) == ["CD 05 07 D0 DC*"]
     assert script.reader.state == "vend"
-    assert script.events() == [VendRequested(2000, 101), VendApproved(2000, 101)]
+    assert script.events() == [VendRequested(2000, 101), VendApproved(2000, 101, 2000)]
 
 
 def test_a_vend_over_credit_is_denied() -> None:
@@ -192,7 +199,7 @@ def test_a_failed_vend_gives_the_credit_back() -> None:
     script = Script().enable().session(2500)
     script.vend()
     assert script.send(mdb.VendFailure()) == [ACK]
-    assert script.events()[-1] == VendFailed(101, 2000)
+    assert script.events()[-1] == VendFailed(101, 2000, 2000)
     assert script.reader.credit_left == 2500
 
 
@@ -200,14 +207,14 @@ def test_success_reports_the_boards_item_and_the_approved_price() -> None:
     script = Script().enable().session(2500)
     script.vend()
     script.send(mdb.VendSuccess(item=555))
-    assert script.events()[-1] == VendSucceeded(item=555, price=2000)
+    assert script.events()[-1] == VendSucceeded(item=555, price=2000, vmc_price=2000)
 
 
 def test_vend_cancel_after_approval_releases_the_vend() -> None:
     script = Script().enable().session(2500)
     script.vend()
     assert script.send(mdb.VendCancel()) == ["CD 06 06*"]
-    assert script.events()[-1] == VendFailed(101, 2000)
+    assert script.events()[-1] == VendFailed(101, 2000, 2000)
     assert script.reader.state == "session_idle"
 
 
@@ -234,7 +241,7 @@ def test_a_repeated_vend_request_gets_the_same_answer_and_no_second_approval() -
     script = Script().enable().session(2500)
     first = script.send(COLA)
     assert script.send(COLA) == first  # our reply was lost: the VMC asks again
-    assert script.events() == [VendRequested(2000, 101), VendApproved(2000, 101)]
+    assert script.events() == [VendRequested(2000, 101), VendApproved(2000, 101, 2000)]
 
 
 def test_a_repeated_vend_success_is_counted_once() -> None:
@@ -243,7 +250,7 @@ def test_a_repeated_vend_success_is_counted_once() -> None:
     assert script.send(mdb.VendSuccess(101)) == [ACK]
     assert script.send(mdb.VendSuccess(101)) == [ACK]
     assert [e for e in script.events() if isinstance(e, VendSucceeded)] == [
-        VendSucceeded(101, 2000)
+        VendSucceeded(101, 2000, 2000)
     ]
     assert script.reader.credit_left == 500
 
@@ -287,7 +294,7 @@ def test_reset_between_acked_approval_and_success_is_a_success() -> None:
     assert script.send(mdb.Reset()) == [ACK]
     assert script.events()[-3:] == [
         BoardReset(),
-        VendSucceeded(101, 2000),
+        VendSucceeded(101, 2000, 2000),
         SessionEnded("board_reset"),
     ]
     assert script.reader.state == "inactive"
@@ -299,7 +306,7 @@ def test_reset_after_an_approval_the_vmc_never_acknowledged_is_no_success() -> N
     script.send(COLA)  # VEND APPROVED sent, no ACK, nothing else from the VMC
     script.send(mdb.Reset())
     events = script.events()
-    assert VendFailed(101, 2000) in events
+    assert VendFailed(101, 2000, 2000) in events
     assert not any(isinstance(e, VendSucceeded) for e in events)
 
 
@@ -421,7 +428,7 @@ def test_silence_keeps_an_approved_vend_until_the_board_says_how_it_went() -> No
     assert script.events()[-1] == LinkLost()
     assert script.reader.state == "vend"
     script.send(mdb.VendSuccess(101), after=3)
-    assert script.events() == [LinkRestored(), VendSucceeded(101, 2000)]
+    assert script.events() == [LinkRestored(), VendSucceeded(101, 2000, 2000)]
 
 
 def test_bad_blocks_get_silence_and_do_not_count_as_the_board_talking() -> None:
@@ -486,7 +493,7 @@ def test_funds_are_minor_units_and_events_are_wire_units() -> None:
     assert script.send(mdb.Poll()) == ["CD 03 01 F4 F8*"]  # 500 units
     script.send(mdb.Ack())
     assert script.send(mdb.VendRequest(400, 1)) == ["CD 05 01 90 96*"]
-    assert script.events()[-1] == VendApproved(400, 1)
+    assert script.events()[-1] == VendApproved(400, 1, 400)
     assert config.to_minor(400) == 2000
 
 
@@ -495,3 +502,123 @@ def test_credit_above_the_level_1_field_is_kept_but_shown_as_fffe() -> None:
     script.reader.begin_session(70_000, script.now)
     assert script.send(mdb.Poll()) == ["CD 03 FF FE 00*"]
     assert script.reader.credit_left == 70_000
+
+
+# --- price authority: the planogram sets the price, not the VMC ----------------------------------
+
+PLANOGRAM = {101: 1500, 7: 3000}  # item -> minor units
+
+
+def priced(
+    mode: PriceMode = "planogram",
+    planogram: dict[int, int] | None = PLANOGRAM,
+    config: CashlessConfig | None = None,
+) -> Script:
+    script = Script(config).enable()
+    script.reader.set_pricing(mode, planogram)
+    return script
+
+
+def approved_amount(reply: list[str]) -> int:
+    """The amount a VEND APPROVED reply carries (what the VMC will deduct)."""
+    (line,) = reply
+    block = mdb.parse_capture_line(line)
+    assert block is not None
+    (message,) = mdb.decode_responses(block.words)
+    assert isinstance(message, mdb.VendApproved), message
+    return message.amount
+
+
+def test_the_planogram_price_is_approved_whatever_the_vmc_asks() -> None:
+    script = priced().session(2500)
+    assert script.send(COLA) == ["CD 05 05 DC E6*"]  # VEND APPROVED 1500, not the 2000 asked
+    assert script.events() == [
+        VendRequested(2000, 101),
+        VendApproved(1500, 101, vmc_price=2000),
+    ]
+    script.send(mdb.Ack())
+    script.send(mdb.VendSuccess(101))
+    assert script.events()[-1] == VendSucceeded(101, 1500, vmc_price=2000)
+    assert script.reader.credit_left == 1000  # the session spent the approved amount
+
+
+def test_a_planogram_price_above_the_credit_is_denied_though_the_vmc_asks_less() -> None:
+    script = priced().session(2500)
+    assert script.send(mdb.VendRequest(price=2000, item=7)) == ["CD 06 06*"]
+    assert script.events()[-1] == VendDenied(2000, 7, "exceeds_credit")
+
+
+def test_an_item_not_in_the_planogram_is_denied() -> None:
+    script = priced().session(2500)
+    assert script.send(mdb.VendRequest(price=1000, item=55)) == ["CD 06 06*"]
+    assert script.events()[-1] == VendDenied(1000, 55, "not_in_planogram")
+    assert script.reader.state == "session_idle"
+    assert script.reader.credit_left == 2500
+
+
+def test_before_any_planogram_arrived_every_vend_is_denied() -> None:
+    script = priced(planogram=None).session(2500)
+    assert script.send(COLA) == ["CD 06 06*"]
+    assert script.events()[-1] == VendDenied(2000, 101, "no_planogram")
+
+
+def test_vmc_prices_approve_what_the_vmc_asks_listed_or_not() -> None:
+    script = priced(mode="vmc").session(5000)
+    assert approved_amount(script.vend(COLA)) == 2000
+    script.send(mdb.VendSuccess(101))
+    assert approved_amount(script.vend(mdb.VendRequest(price=1000, item=55))) == 1000
+    script.send(mdb.VendSuccess(55))
+    events = [e for e in script.events() if isinstance(e, VendSucceeded)]
+    assert events == [VendSucceeded(101, 2000, vmc_price=2000), VendSucceeded(55, 1000, 1000)]
+    assert script.reader.credit_left == 2000
+
+
+def test_a_planogram_price_the_wire_cannot_carry_is_denied() -> None:
+    config = CashlessConfig(scale_factor=5, selection_timeout_s=10.0)  # 1 wire unit = 5 øre
+    script = priced(planogram={1: 2502, 2: 2500, 3: 70_000 * 5}, config=config)
+    script.session(400_000)
+    assert script.send(mdb.VendRequest(price=500, item=1)) == ["CD 06 06*"]
+    assert script.events()[-1] == VendDenied(500, 1, "price_unrepresentable")
+    assert script.send(mdb.VendRequest(price=100, item=3)) == ["CD 06 06*"]  # > 16 bits
+    assert script.events()[-1] == VendDenied(100, 3, "price_unrepresentable")
+    assert approved_amount(script.send(mdb.VendRequest(price=100, item=2))) == 500  # 25.00
+
+
+def test_new_prices_apply_to_the_next_request_never_to_an_approved_vend() -> None:
+    script = priced().session(5000)
+    script.vend(COLA)
+    script.reader.set_pricing("planogram", {101: 1800})
+    script.send(mdb.VendSuccess(101))
+    assert script.reader.credit_left == 3500  # the 1500 approved, not the 1800 now listed
+    assert approved_amount(script.vend(COLA)) == 1800
+
+
+requests = st.lists(
+    st.tuples(st.integers(0, 0xFFFE), st.sampled_from([101, 7, 55, 0xFFFF]), st.booleans()),
+    max_size=6,
+)
+
+
+@given(
+    planogram=st.dictionaries(st.sampled_from([101, 7, 9]), st.integers(1, 6000), max_size=3),
+    funds=st.integers(1, 9000),
+    mode=st.sampled_from(["planogram", "vmc"]),
+    selections=requests,
+)
+def test_the_reader_never_approves_more_than_the_planogram_price_or_the_credit(
+    planogram: dict[int, int], funds: int, mode: PriceMode, selections: list[tuple[int, int, bool]]
+) -> None:
+    script = priced(mode, planogram).session(funds)
+    for asked, item, dropped in selections:
+        credit = script.reader.credit_left
+        assert credit is not None
+        reply = script.send(mdb.VendRequest(price=asked, item=item))
+        if reply == ["CD 06 06*"]:
+            continue
+        amount = approved_amount(reply)
+        assert amount <= credit
+        assert amount == (planogram[item] if mode == "planogram" else asked)
+        script.send(mdb.Ack())
+        script.send(mdb.VendSuccess(item) if dropped else mdb.VendFailure())
+    spent = [e.price for e in script.events() if isinstance(e, VendSucceeded)]
+    assert sum(spent) == funds - (script.reader.credit_left or 0) <= funds

@@ -131,6 +131,21 @@ async def test_config_changes_the_selection_timeout(scene: EdgeScene, waiter: Wa
     assert SqliteStore(scene.config.outbox_path).load().settings == {"selection_timeout_s": 25.0}
 
 
+async def test_config_hands_the_planogram_to_the_reader_and_keeps_it(
+    scene: EdgeScene, waiter: Waiter
+) -> None:
+    reader = scene.reader()
+    planogram = [{"item": 11, "price": 2500}]
+    async with scene.cloud() as cloud, scene.agent(reader):
+        assert reader.pricing == ("planogram", None)  # at boot: no planogram, no vends
+        settings = {"planogram": planogram, "price_mode": "vmc"}
+        await cloud.send(Config.create(now=datetime.now(UTC), settings=settings))
+        await waiter(lambda: reader.pricing == ("vmc", {11: 2500}))
+    restarted = scene.reader()
+    async with scene.agent(restarted):
+        assert restarted.pricing == ("vmc", {11: 2500})
+
+
 async def test_a_restart_resends_what_was_never_acked(
     scene: EdgeScene, authorized_now: AuthorizedNow
 ) -> None:

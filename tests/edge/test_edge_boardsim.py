@@ -149,6 +149,7 @@ async def customer_buys(sim: BoardSim, selection: int) -> VendOutcome:
 async def broker_down_during_vend(setup: Setup) -> None:
     async with board() as sim, agent_on(setup, sim):
         async with setup.cloud() as cloud:
+            await cloud.send_planogram()
             await cloud.send(setup.authorized("v1"))
             await cloud.next(Started)
         await setup.stop_broker()
@@ -183,6 +184,7 @@ async def test_expired_repeated_and_malformed_commands_with_the_real_board(
         await cloud.client.publish(topic, b'{"v": 1, "id": "x", "vend_id": 7}', qos=1)
         await cloud.send(setup.authorized("old", ttl_s=-1))
         expired = await cloud.next(Rejected)
+        await cloud.send_planogram()
         await cloud.send(setup.authorized("v1"))
         started = await cloud.next(Started)
         await cloud.send(setup.authorized("v1"))

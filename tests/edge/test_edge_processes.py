@@ -8,6 +8,8 @@ plain MQTT client. Each runs on the amqtt tier and on the mosquitto tier.
    ``tests/support/crashing.py`` running ``vendgate edge``) after the item dropped and the
    ``dispensed`` event was committed, before it was published; the restarted agent delivers it,
    and an idempotent consumer sees every event of the vend exactly once.
+3. Price authority: the board asks its own price, the agent approves the planogram's (the board
+   simulator's own record shows what it charged), and refuses an item the planogram lacks.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from support.crashing import COMMAND as CRASHING
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.pty
 
 CloudFor = Callable[..., AbstractAsyncContextManager["Cloud"]]
+M = TypeVar("M", Started, Ended)
 VENDGATE = (sys.executable, "-m", "vendgate")
 COLA_PRICE = Money(2500, "NOK")  # selection 1 of the simulator's default planogram: item 1
 
@@ -86,10 +89,10 @@ class Board:
 
 
 @asynccontextmanager
-async def board_process() -> AsyncIterator[Board]:
+async def board_process(*flags: str) -> AsyncIterator[Board]:
     process = await asyncio.create_subprocess_exec(
         *VENDGATE, "board-sim", "--control", "127.0.0.1:0", "--poll-interval", "0.05",
-        "--dispense-time", "0.2", stdout=asyncio.subprocess.PIPE,
+        "--dispense-time", "0.2", *flags, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
     try:
@@ -180,6 +183,7 @@ async def vend_and_ack(
         agent = await start_agent(tier.agent_env(board.pty, tmp_path))
         try:
             await ready(cloud, board)
+            await cloud.send_planogram()
             await cloud.send(authorized_now("v1", 3000))
             started = await cloud.next(Started)
             await board.buy(1)
@@ -235,6 +239,7 @@ async def killed_after_the_drop(
         second = None
         try:
             await ready(cloud, board)
+            await cloud.send_planogram()
             await cloud.send(authorized_now("v1"))
             await cloud.next(Started)
             await board.buy(1)
@@ -277,3 +282,53 @@ async def test_killed_after_the_drop_on_mosquitto(
     authorized_now: Callable[..., Authorized],
 ) -> None:
     await killed_after_the_drop(mosquitto_tier, tmp_path, cloud_for, authorized_now)
+
+
+# -- 3. the planogram prices the vend, not the board ------------------------------------------
+
+
+async def next_for(cloud: Cloud, kind: type[M], vend_id: str) -> M:
+    """The next ``kind`` of ``vend_id`` (re-sends of other vends' events are skipped)."""
+    while (message := await cloud.next(kind)).vend_id != vend_id:  # type: ignore[attr-defined]
+        pass
+    return message
+
+
+async def test_the_planogram_price_is_charged_whatever_the_board_asks_on_amqtt(
+    amqtt_tier: Tier,
+    tmp_path: Path,
+    cloud_for: CloudFor,
+    authorized_now: Callable[..., Authorized],
+) -> None:
+    tier = amqtt_tier
+    # The board asks 35.00 for Cola; it also sells item 9, which the planogram does not list.
+    flags = ("--slot", "1:Cola:3500", "--slot", "2:Water:2000:5:9")
+    async with (
+        board_process(*flags) as board,
+        cloud_for(tier.url, tier.machine_id, **tier.cloud_login) as cloud,
+    ):
+        agent = await start_agent(tier.agent_env(board.pty, tmp_path))
+        try:
+            await ready(cloud, board)
+            await cloud.send_planogram({1: 2500})
+            await cloud.send(authorized_now("v1", 4000))
+            started = await cloud.next(Started)
+            await board.buy(1)
+            dispensed = await cloud.next(Dispensed)
+            ended = await cloud.next(Ended)
+            await cloud.ack(started, dispensed, ended)
+            # The board's own record: the item dropped and it deducted the planogram's price.
+            await board.wait_status("last_vend=slot:1,item:1,success,charged:2500")
+
+            await cloud.send(authorized_now("v2", 4000))
+            await next_for(cloud, Started, "v2")
+            await board.buy(2)
+            await board.wait_status("last_vend=slot:2,item:9,denied,charged:0")
+            refused = await next_for(cloud, Ended, "v2")
+        finally:
+            await stop(agent)
+
+    assert (dispensed.item, dispensed.success) == (1, True)
+    assert (dispensed.price, dispensed.vmc_price) == (Money(2500, "NOK"), Money(3500, "NOK"))
+    assert ended.total == Money(2500, "NOK")
+    assert (refused.dispensed, refused.total) == ((), Money(0, "NOK"))

@@ -111,8 +111,16 @@ GOLDEN: dict[str, tuple[str, Message]] = {
     ),
     "cmd/config": (
         '{"v":1,"id":"4d5e6f7a8b9c40d1b2c3d4e5f6a7b8c9","ts":"2024-05-01T12:00:00Z",'
-        '"settings":{"selection_timeout_s":30}}',
-        Config(id="4d5e6f7a8b9c40d1b2c3d4e5f6a7b8c9", ts=TS, settings={"selection_timeout_s": 30}),
+        '"settings":{"planogram":[{"item":11,"price":2500},{"item":12,"price":3500}],'
+        '"price_mode":"planogram"}}',
+        Config(
+            id="4d5e6f7a8b9c40d1b2c3d4e5f6a7b8c9",
+            ts=TS,
+            settings={
+                "planogram": [{"item": 11, "price": 2500}, {"item": 12, "price": 3500}],
+                "price_mode": "planogram",
+            },
+        ),
     ),
     "evt/started": (
         '{"v":1,"id":"e0","ts":"2024-05-01T12:00:00Z","seq":1,"vend_id":"vs_01HX",'
@@ -125,7 +133,8 @@ GOLDEN: dict[str, tuple[str, Message]] = {
     ),
     "evt/dispensed": (
         '{"v":1,"id":"e2","ts":"2024-05-01T12:00:00Z","seq":2,"vend_id":"vs_01HX",'
-        '"item":12,"price":{"value":2500,"currency":"NOK"},"success":true}',
+        '"item":12,"price":{"value":2500,"currency":"NOK"},"success":true,'
+        '"vmc_price":{"value":3500,"currency":"NOK"}}',
         Dispensed(
             id="e2",
             ts=TS,
@@ -134,19 +143,25 @@ GOLDEN: dict[str, tuple[str, Message]] = {
             item=12,
             price=Money(2500, NOK),
             success=True,
+            vmc_price=Money(3500, NOK),
         ),
     ),
     "evt/ended": (
         '{"v":1,"id":"e3","ts":"2024-05-01T12:00:00Z","seq":3,"vend_id":"vs_01HX",'
         '"reason":"completed","dispensed":[{"item":12,"price":{"value":2500,"currency":"NOK"},'
-        '"success":true}],"total":{"value":2500,"currency":"NOK"}}',
+        '"success":true,"vmc_price":{"value":3500,"currency":"NOK"}}],'
+        '"total":{"value":2500,"currency":"NOK"}}',
         Ended(
             id="e3",
             ts=TS,
             seq=3,
             vend_id="vs_01HX",
             reason=EndReason.COMPLETED,
-            dispensed=(DispensedItem(item=12, price=Money(2500, NOK), success=True),),
+            dispensed=(
+                DispensedItem(
+                    item=12, price=Money(2500, NOK), success=True, vmc_price=Money(3500, NOK)
+                ),
+            ),
             total=Money(2500, NOK),
         ),
     ),
@@ -197,8 +212,10 @@ MONEY_PATHS: list[tuple[str, tuple[str | int, ...]]] = [
     ("cmd/authorized", ("amount",)),
     ("evt/started", ("funds",)),
     ("evt/dispensed", ("price",)),
+    ("evt/dispensed", ("vmc_price",)),
     ("evt/ended", ("total",)),
     ("evt/ended", ("dispensed", 0, "price")),
+    ("evt/ended", ("dispensed", 0, "vmc_price")),
 ]
 
 
@@ -362,6 +379,7 @@ def ended_messages(draw: st.DrawFn) -> Ended:
                 # At most five lines: their total stays within the wire's bound too.
                 price=money_in(currency, MAX_WIRE_VALUE // 5),
                 success=st.booleans(),
+                vmc_price=st.none() | money_in(currency, MAX_WIRE_VALUE // 5),
             ),
             max_size=5,
         )
@@ -408,6 +426,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
         item=items,
         price=monies,
         success=st.booleans(),
+        vmc_price=st.none() | monies,
     ),
     "evt/ended": ended_messages(),
     "evt/hello": st.builds(
@@ -866,4 +885,52 @@ def test_ended_create_refuses_mixed_currencies() -> None:
 def test_dispensed_as_item() -> None:
     dispensed = GOLDEN["evt/dispensed"][1]
     assert isinstance(dispensed, Dispensed)
-    assert dispensed.as_item() == DispensedItem(item=12, price=Money(2500, NOK), success=True)
+    assert dispensed.as_item() == DispensedItem(
+        item=12, price=Money(2500, NOK), success=True, vmc_price=Money(3500, NOK)
+    )
+
+
+# -- vmc_price: what the VMC asked, next to the price charged (additive in v1) -----------------
+
+DISPENSED_V1_0 = (
+    '{"v":1,"id":"e2","ts":"2024-05-01T12:00:00Z","seq":2,"vend_id":"vs_01HX",'
+    '"item":12,"price":{"value":2500,"currency":"NOK"},"success":true}'
+)
+
+
+def test_dispensed_and_ended_carry_the_vmc_price_next_to_the_price_charged() -> None:
+    asked = Money(3500, NOK)
+    dispensed = Dispensed.create(
+        now=TS, seq=2, vend_id="v", item=12, price=Money(2500, NOK), success=True, vmc_price=asked
+    )
+    line = DispensedItem(item=12, price=Money(2500, NOK), success=True, vmc_price=asked)
+    ended = Ended.create(
+        now=TS, seq=3, vend_id="v", reason=EndReason.COMPLETED, dispensed=[line], currency=NOK
+    )
+    assert dispensed.as_item() == line
+    assert decode("evt/dispensed", dispensed.encode()) == dispensed
+    decoded = decode("evt/ended", ended.encode())
+    assert isinstance(decoded, Ended)
+    assert decoded.dispensed[0].vmc_price == asked
+    assert decoded.total == Money(2500, NOK)  # the total is of the prices charged
+
+
+def test_an_older_sender_without_vmc_price_still_decodes() -> None:
+    dispensed = decode("evt/dispensed", DISPENSED_V1_0.encode())
+    assert isinstance(dispensed, Dispensed)
+    assert dispensed.vmc_price is None
+    ended = json.loads(GOLDEN["evt/ended"][0])
+    for line in ended["dispensed"]:
+        line.pop("vmc_price", None)
+    decoded = decode("evt/ended", dumps(ended))
+    assert isinstance(decoded, Ended)
+    assert decoded.dispensed[0].vmc_price is None
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3500", {"value": 1}, True])
+def test_a_malformed_vmc_price_is_refused_naming_the_field(bad: object) -> None:
+    obj = json.loads(DISPENSED_V1_0)
+    obj["vmc_price"] = {"value": bad, "currency": NOK} if bad in (-1, 1.5, "3500") else bad
+    error = decode_error("evt/dispensed", dumps(obj))
+    assert error.field is not None
+    assert error.field.startswith("vmc_price")

@@ -3,7 +3,9 @@
 Both run in this event loop: ``BoardSim`` drives the VMC from the pty's master end, and the
 agent (``build_agent``, the real ``SerialCashless`` reader and SQLite outbox) opens the slave
 end and talks MQTT to the embedded broker. The cloud learns the machine's planogram first, so
-the agent's retained ``online`` status finds a machine it knows.
+the agent's retained ``online`` status finds a machine it knows, and sends it to the agent
+when the agent says ``hello``: the agent prices every vend by it (and refuses every vend until
+it has it), so a machine counts as ready once that ``cmd/config`` has been published.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from vendgate.boardsim import BoardSim, Machine, VmcConfig
 from vendgate.cloud.context import CloudContext
-from vendgate.cloud.db import VendSession, transaction
+from vendgate.cloud.db import OutboxCommand, VendSession, transaction
 from vendgate.cloud.machines import SlotSpec, get_machine, upsert_machine
 from vendgate.edge import EdgeConfig, build_agent
 
@@ -53,6 +55,20 @@ async def is_online(ctx: CloudContext, machine_id: str) -> bool:
         return (await get_machine(db, machine_id)).online
 
 
+async def has_its_planogram(ctx: CloudContext, machine_id: str) -> bool:
+    """Online, and the planogram sent on its hello published: commands after it find it applied
+    (one ``cmd/config`` came from ``register``, before the agent was connected to receive it)."""
+    if not await is_online(ctx, machine_id):
+        return False
+    query = select(OutboxCommand.id).where(
+        OutboxCommand.machine_id == machine_id,
+        col(OutboxCommand.topic).endswith("/cmd/config"),
+        col(OutboxCommand.published_at).is_not(None),
+    )
+    async with transaction(ctx.sessions) as db:
+        return len((await db.exec(query)).all()) >= 2
+
+
 async def vend_ids_at(ctx: CloudContext, machine_id: str) -> set[str]:
     """Every vend session (= payment reference) the cloud has opened at the machine."""
     query = select(VendSession.id).where(VendSession.machine_id == machine_id)
@@ -72,7 +88,7 @@ async def running_machine(
     ):
         async with asyncio.timeout(READY_LIMIT_S):
             await board.wait_ready()
-            while not await is_online(ctx, spec.machine_id):  # noqa: ASYNC110 - a database row
+            while not await has_its_planogram(ctx, spec.machine_id):  # noqa: ASYNC110 - rows
                 await asyncio.sleep(0.05)
         yield SimulatedMachine(spec, board)
 

@@ -61,6 +61,20 @@ def register(subparsers: Any) -> None:
     )
     add.add_argument("--currency", default="NOK")
     add.add_argument("--callback-qr", help="the machine's merchant-callback QR id, if any")
+    add.add_argument(
+        "--price-mode",
+        choices=("planogram", "vmc"),
+        default="planogram",
+        help="who sets prices: the slots above (default; the machine's own prices are ignored) "
+        "or the machine's own prices (vmc)",
+    )
+    add.add_argument(
+        "--vat",
+        type=vat_rate,
+        default=2500,
+        metavar="RATE",
+        help="VAT of items the slots do not list (vmc prices), hundredths of a percent (2500)",
+    )
     add.set_defaults(handler=run_add_machine)
 
 
@@ -132,12 +146,19 @@ def parse_slot(text: str) -> Any:
     return SlotSpec(item=int(parts[0]), name=parts[1], price=int(parts[2]), vat_rate=vat)
 
 
+def vat_rate(text: str) -> int:
+    """``--vat``: hundredths of a percent, 0..10000 (2500 = 25 %)."""
+    if not text.isdigit() or int(text) > 10_000:
+        raise argparse.ArgumentTypeError(f"want 0..10000 (hundredths of a percent), got {text!r}")
+    return int(text)
+
+
 def run_add_machine(args: argparse.Namespace) -> int:
     from vendgate.cloud.clock import system_clock
     from vendgate.cloud.db import session_factory, transaction, upgrade_to_head
     from vendgate.cloud.machines import upsert_machine, validate_planogram
     from vendgate.cloud.settings import CloudSettings
-    from vendgate.protocol.mqtt import validate_machine_id
+    from vendgate.protocol.mqtt import TopicTree, validate_machine_id
 
     # All of what was typed is checked before the database is opened.
     validate_machine_id(args.machine_id)
@@ -145,7 +166,8 @@ def run_add_machine(args: argparse.Namespace) -> int:
     validate_planogram(slots)
 
     async def add() -> None:
-        engine = await open_database(CloudSettings.from_env().database.url)
+        settings = CloudSettings.from_env()
+        engine = await open_database(settings.database.url)
         try:
             await upgrade_to_head(engine)
             async with transaction(session_factory(engine)) as db:
@@ -157,6 +179,9 @@ def run_add_machine(args: argparse.Namespace) -> int:
                     system_clock(),
                     currency=args.currency,
                     callback_qr_id=args.callback_qr,
+                    price_mode=args.price_mode,
+                    vat_rate=args.vat,
+                    tree=TopicTree(settings.mqtt.prefix),
                 )
         finally:
             await engine.dispose()
