@@ -117,3 +117,13 @@ class HttpRefusal(VendgateError):
     @property
     def headers(self) -> dict[str, str]:
         return self._headers
+
+
+class InvalidSetting(VendgateError):
+    """A ``VENDGATE_*`` variable that is not a usable value: the program refuses to start."""
+
+    title = "Invalid setting"
+
+    def __init__(self, variable: str, value: str, wanted: str) -> None:
+        super().__init__(f"{variable}={value!r}: must be {wanted}")
+        self.variable = variable

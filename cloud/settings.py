@@ -6,6 +6,7 @@ call ``from_env`` with a dict) and pass them to ``create_app``. Every time is in
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from vendgate.cloud.errors import InvalidSetting
 from vendgate.cloud.vipps import VippsSettings
 from vendgate.protocol.mqtt import DEFAULT_PREFIX
 
@@ -205,23 +207,41 @@ def _mqtt_from_env(env: Mapping[str, str]) -> MqttSettings:
 def _timing_from_env(env: Mapping[str, str]) -> TimingSettings:
     defaults = TimingSettings()
     values = {
-        name: float(env.get(f"{ENV}{name.upper()}_S", getattr(defaults, name)))
+        name: _number(env, f"{ENV}{name.upper()}_S", getattr(defaults, name))
         for name in defaults.__dataclass_fields__
     }
     # The name operators are told about (docs/cloud.md); the _S form works too.
-    if f"{ENV}APPROVAL_TIMEOUT" in env:
-        values["approval_timeout"] = float(env[f"{ENV}APPROVAL_TIMEOUT"])
+    values["approval_timeout"] = _number(env, f"{ENV}APPROVAL_TIMEOUT", values["approval_timeout"])
     return TimingSettings(**values)
+
+
+def _number(env: Mapping[str, str], variable: str, default: float) -> float:
+    """A non-negative finite number from ``variable``, or ``default`` when it is unset."""
+    text = env.get(variable)
+    if text is None:
+        return float(default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise InvalidSetting(variable, text, "a non-negative number")
+    return value
+
+
+def _whole(env: Mapping[str, str], variable: str, default: int) -> int:
+    value = _number(env, variable, default)
+    if value != int(value):
+        raise InvalidSetting(variable, env[variable], "a whole number")
+    return int(value)
 
 
 def _rate_limits_from_env(env: Mapping[str, str]) -> RateLimitSettings:
     defaults = RateLimitSettings()
     return RateLimitSettings(
-        scan_burst=int(env.get(f"{ENV}SCAN_RATE_BURST", defaults.scan_burst)),
-        scan_per_minute=float(env.get(f"{ENV}SCAN_RATE_PER_MINUTE", defaults.scan_per_minute)),
-        status_burst=int(env.get(f"{ENV}STATUS_RATE_BURST", defaults.status_burst)),
-        status_per_minute=float(
-            env.get(f"{ENV}STATUS_RATE_PER_MINUTE", defaults.status_per_minute)
-        ),
-        max_keys=int(env.get(f"{ENV}RATE_LIMIT_MAX_KEYS", defaults.max_keys)),
+        scan_burst=_whole(env, f"{ENV}SCAN_RATE_BURST", defaults.scan_burst),
+        scan_per_minute=_number(env, f"{ENV}SCAN_RATE_PER_MINUTE", defaults.scan_per_minute),
+        status_burst=_whole(env, f"{ENV}STATUS_RATE_BURST", defaults.status_burst),
+        status_per_minute=_number(env, f"{ENV}STATUS_RATE_PER_MINUTE", defaults.status_per_minute),
+        max_keys=_whole(env, f"{ENV}RATE_LIMIT_MAX_KEYS", defaults.max_keys),
     )

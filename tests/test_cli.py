@@ -84,10 +84,16 @@ def test_broker_reports_a_busy_port_clearly() -> None:
 UNREACHABLE = "postgresql+asyncpg://nobody:s3cret@127.0.0.1:1/x"  # nothing listens on port 1
 
 
-def one_line_error(tmp_path: Path, *argv: str, database_url: str | None = None) -> str:
+def one_line_error(
+    tmp_path: Path,
+    *argv: str,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> str:
     """Run the real command; it must fail with exactly one line on stderr. Returns that line."""
     env = {**os.environ, "VENDGATE_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     env.pop("VENDGATE_DATABASE_URL", None)
+    env.update(extra_env or {})
     if database_url is not None:
         env["VENDGATE_DATABASE_URL"] = database_url
     result = subprocess.run(
@@ -178,3 +184,19 @@ def test_the_edge_with_an_unusable_data_dir_is_one_line(tmp_path: Path) -> None:
     argv = ["--machine-id", "m1", "--serial", "/dev/null", "--mqtt-url", "mqtt://127.0.0.1:1"]
     line = one_line_error(tmp_path, "edge", *argv, "--data-dir", str(tmp_path / "afile"))
     assert "afile" in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "wanted"),
+    [
+        ("VENDGATE_HEARTBEAT_WINDOW_S", "abc", "a non-negative number"),
+        ("VENDGATE_APPROVAL_TIMEOUT", "-1", "a non-negative number"),
+        ("VENDGATE_PING_TIMEOUT_S", "nan", "a non-negative number"),
+        ("VENDGATE_SCAN_RATE_BURST", "2.5", "a whole number"),
+    ],
+)
+def test_a_bad_number_in_a_setting_is_one_line_naming_the_variable(
+    tmp_path: Path, variable: str, value: str, wanted: str
+) -> None:
+    line = one_line_error(tmp_path, "cloud", "migrate", extra_env={variable: value})
+    assert line == f"vendgate: error: {variable}={value!r}: must be {wanted}"
