@@ -96,6 +96,8 @@ async def cloud(database_url: str, clock: SteppedClock) -> AsyncIterator[Cloud]:
 
 
 async def run_reconciler(cloud: Cloud) -> None:
+    """One pass, after the webhooks in flight were handled (see ``scanned``)."""
+    await cloud.sim.webhooks_idle()
     await Reconciler(cloud.ctx).run_once()
 
 
@@ -113,6 +115,9 @@ async def alerts(cloud: Cloud, kind: AlertKind) -> list[str]:
 async def scanned(cloud: Cloud) -> VendSession:
     response = await scan(cloud, "m1")
     assert response.status_code == 302, response.text
+    # The CREATED webhook is handled first: on PostgreSQL its transaction locks the row, and
+    # a reconciler pass meanwhile would skip it (FOR UPDATE SKIP LOCKED).
+    await cloud.sim.webhooks_idle()
     return (await vends_of(cloud.ctx, "m1"))[-1]
 
 
