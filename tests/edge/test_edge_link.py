@@ -1,5 +1,6 @@
 """The MQTT shell's connections as the broker and the cloud see them: each reconnect with a
-fresh last will, the session-present flag, a socket closed before CONNACK, and TLS.
+fresh last will, the session-present flag, a socket closed before CONNACK, TLS, and what
+aiomqtt's message iterator does when the link drops.
 
 The agent reaches the broker through ``Relay``, a TCP relay the test can cut (as a pulled cable
 would: no DISCONNECT, so the broker sends the will) or hold shut (new connections are closed
@@ -19,10 +20,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 
+import aiomqtt
 import pytest
 from support.mosquitto import Mosquitto, free_port, machine_password
 from support.tiers import unavailable
 
+from vendgate.broker import EmbeddedBroker
 from vendgate.edge import EdgeAgent, EdgeConfig, SqliteStore
 from vendgate.protocol.mqtt import Hello, Status, StatusState
 
@@ -47,9 +50,14 @@ class Relay:
         self._server: asyncio.Server | None = None
 
     @property
-    def url(self) -> str:
+    def port(self) -> int:
         assert self._server is not None
-        return f"mqtt://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
@@ -100,6 +108,11 @@ async def status_where(
         while not wanted(status := await cloud.next(Status, within_s)):
             pass
     return status
+
+
+async def collect(client: aiomqtt.Client, into: list[bytes]) -> None:
+    async for message in client.messages:
+        into.append(message.payload)
 
 
 def connected_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -179,6 +192,38 @@ async def test_a_socket_closed_before_connack_is_retried_without_waiting_for_a_t
             await asyncio.wait_for(task, 10)
 
     assert "event=mqtt.connect_failed machine_id=m1" in failures[0]
+
+
+async def test_on_link_loss_the_message_iterator_yields_what_arrived_then_raises(
+    amqtt_broker: EmbeddedBroker,
+) -> None:
+    # What the shell relies on: a command the client has acknowledged to the broker (paho sends
+    # the PUBACK as the message is queued) still reaches the agent when the link then drops.
+    async with (
+        Relay(amqtt_broker.url) as relay,
+        aiomqtt.Client("127.0.0.1", relay.port, identifier="edge", clean_session=False) as client,
+    ):
+        await client.subscribe("vend/v1/m1/cmd/+", qos=1)
+        async with aiomqtt.Client("127.0.0.1", amqtt_broker.port, identifier="cloud") as cloud:
+            for n in range(3):
+                await cloud.publish(f"vend/v1/m1/cmd/c{n}", b"%d" % n, qos=1)
+        async with asyncio.timeout(10):
+            while len(client.messages) < 3:  # noqa: ASYNC110  # the client's queue fills
+                await asyncio.sleep(0.01)
+        relay.cut()
+        async with asyncio.timeout(10):
+            while True:  # until the client knows the link is gone: it refuses to publish
+                try:
+                    await client.publish("vend/v1/m1/telemetry", b"", qos=1, timeout=0.1)
+                except aiomqtt.MqttCodeError:
+                    break
+                except aiomqtt.MqttError:  # no PUBACK: the link is cut, the client may not know
+                    pass
+        received: list[bytes] = []
+        with pytest.raises(aiomqtt.MqttError, match="Disconnected during message iteration"):
+            await collect(client, received)
+
+    assert received == [b"0", b"1", b"2"]
 
 
 # -- mosquitto only -----------------------------------------------------------------------------
