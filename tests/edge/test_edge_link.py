@@ -1,6 +1,6 @@
 """The MQTT shell's connections as the broker and the cloud see them: each reconnect with a
-fresh last will, the session-present flag, a socket closed before CONNACK, TLS, and what
-aiomqtt's message iterator does when the link drops.
+fresh last will, the session-present flag, a retained command, a socket closed before CONNACK,
+TLS, and what aiomqtt's message iterator does when the link drops.
 
 The agent reaches the broker through ``Relay``, a TCP relay the test can cut (as a pulled cable
 would: no DISCONNECT, so the broker sends the will) or hold shut (new connections are closed
@@ -27,7 +27,7 @@ from support.tiers import unavailable
 
 from vendgate.broker import EmbeddedBroker
 from vendgate.edge import EdgeAgent, EdgeConfig, SqliteStore
-from vendgate.protocol.mqtt import Hello, Status, StatusState
+from vendgate.protocol.mqtt import Authorized, Hello, Started, Status, StatusState
 
 if TYPE_CHECKING:
     from conftest import Cloud, EdgeScene, FakeCashless, MqttBroker
@@ -159,6 +159,32 @@ async def test_a_broker_restart_brings_a_new_connection_with_its_own_fresh_will(
     lines = connected_lines(caplog)
     assert "session_present=false" in lines[0]
     assert f"session_present={'true' if broker.name == 'mosquitto' else 'false'}" in lines[1]
+
+
+async def test_a_retained_command_is_dropped(
+    scene: EdgeScene,
+    authorized_now: Callable[..., Authorized],
+    waiter: Waiter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="vendgate.edge")
+    reader = scene.reader()
+    async with scene.cloud() as cloud:
+        topic = str(cloud.tree.command(scene.machine_id, "authorized"))
+        stale = authorized_now("v-retained")
+        await cloud.client.publish(topic, stale.encode(), qos=1, retain=True)
+        async with scene.agent(reader):  # its subscription gets the retained copy
+            await waiter(
+                lambda: any(
+                    "event=command.retained_dropped" in r.getMessage() for r in caplog.records
+                )
+            )
+            await cloud.send(authorized_now("v1"))
+            started = await cloud.next(Started)
+        await cloud.client.publish(topic, b"", qos=1, retain=True)  # clear it
+
+    assert started.vend_id == "v1"
+    assert reader.begun == [2500]  # v1's session only
 
 
 async def test_a_socket_closed_before_connack_is_retried_without_waiting_for_a_timeout(
