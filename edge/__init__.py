@@ -6,7 +6,7 @@ It drives the vend board's cashless reader (``vendgate.edge.cashless``), takes `
 
 - ``AgentCore`` (``_core``): the pure decisions, ``handle(input, now) -> actions``.
 - ``SqliteStore`` / ``MemoryStore`` (``_outbox``): the durable state behind the ``Store`` interface.
-- ``MqttLink`` (``_mqtt``): paho-mqtt 2.x on the asyncio loop, reconnecting with backoff.
+- ``MqttLink`` (``_mqtt``): aiomqtt, as in the cloud; a fresh last will on every reconnect.
 - ``EdgeAgent`` (``_agent``): the wiring; ``build_agent(config)`` for a real machine.
 - ``EdgeConfig`` (``_config``): flags and ``VENDGATE_*`` variables.
 - ``Faults`` (``_faults``): the fault-injection seam, ``no_faults`` by default; ``FAULT_POINTS``.
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from vendgate.edge._core import AgentCore
     from vendgate.edge._device import CashlessDevice
     from vendgate.edge._faults import FAULT_POINTS, Faults, after_outbox_write, no_faults
-    from vendgate.edge._mqtt import LinkCallbacks, MqttLink, MqttRefused
+    from vendgate.edge._mqtt import LinkCallbacks, MqttLink
     from vendgate.edge._outbox import MemoryStore, SqliteStore, Store
     from vendgate.edge._records import Commit, OutboxEvent, Snapshot, VendPhase, VendRecord
     from vendgate.edge._settings import Settings
@@ -43,7 +43,6 @@ __all__ = [
     "LinkCallbacks",
     "MemoryStore",
     "MqttLink",
-    "MqttRefused",
     "MqttUrl",
     "Option",
     "OutboxEvent",
@@ -73,7 +72,6 @@ _HOMES = {
     "LinkCallbacks": "_mqtt",
     "MemoryStore": "_outbox",
     "MqttLink": "_mqtt",
-    "MqttRefused": "_mqtt",
     "MqttUrl": "_config",
     "Option": "_config",
     "OutboxEvent": "_records",

@@ -63,7 +63,8 @@ async def test_connect_announces_status_and_hello(scene: EdgeScene) -> None:
 
         assert (status.state, status.boot_id) == (StatusState.ONLINE, agent.boot_id)
         assert (hello.boot_id, hello.open_vends, hello.outbox) == (agent.boot_id, (), 0)
-        sock = agent.link._client.socket()
+        assert agent.link._client is not None
+        sock = agent.link._client._client.socket()  # aiomqtt's paho client
         assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
