@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import CoreHarness
 
 from vendgate.edge._actions import Action, Persist, Publish, SetWill
 from vendgate.edge._inputs import (
@@ -30,6 +30,9 @@ from vendgate.protocol.mqtt import (
 
 BOARD_DOWN = Board(state="inactive", link_up=False, can_begin_session=False)
 IN_SESSION = Board(state="session_idle", link_up=True, can_begin_session=False)
+
+if TYPE_CHECKING:
+    from conftest import CoreHarness
 
 
 def will_of(actions: Sequence[Action]) -> Status:

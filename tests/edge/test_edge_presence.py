@@ -24,21 +24,25 @@ from vendgate.protocol.mqtt import (
 )
 
 if TYPE_CHECKING:
-    from conftest import Cloud, EdgeScene, MqttBroker
+    from conftest import Cloud, EdgeScene
 
 AuthorizedNow = Callable[..., Authorized]
 Waiter = Callable[..., Awaitable[None]]
 
 
 def slow_resend_scene(
-    broker: MqttBroker, edge_config: Callable[..., EdgeConfig], tmp_path: Path
+    scene: EdgeScene, edge_config: Callable[..., EdgeConfig], tmp_path: Path
 ) -> EdgeScene:
-    from conftest import EdgeScene
+    """``scene`` with the edge's own re-send timer an hour long: only the hint can re-send.
 
+    Built from the fixture's class: importing ``conftest`` at run time would find whichever
+    test folder's conftest was imported first.
+    """
+    broker = scene.broker
     config = edge_config(
         broker.url, tmp_path, broker.machine_id, resend_interval_s="3600", **broker.agent_flags
     )
-    return EdgeScene(broker, config)
+    return type(scene)(broker, config)
 
 
 async def announce_cloud(cloud: Cloud, state: StatusState = StatusState.ONLINE) -> None:
@@ -49,13 +53,13 @@ async def announce_cloud(cloud: Cloud, state: StatusState = StatusState.ONLINE) 
 
 
 async def test_events_nobody_heard_are_resent_when_the_cloud_comes_online(
-    broker: MqttBroker,
+    scene: EdgeScene,
     edge_config: Callable[..., EdgeConfig],
     tmp_path: Path,
     authorized_now: AuthorizedNow,
     waiter: Waiter,
 ) -> None:
-    scene = slow_resend_scene(broker, edge_config, tmp_path)
+    scene = slow_resend_scene(scene, edge_config, tmp_path)
     reader = scene.reader()
     async with scene.agent(reader) as agent:
         async with scene.cloud() as sender:
