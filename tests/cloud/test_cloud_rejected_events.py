@@ -9,6 +9,7 @@ running cloud on the embedded broker, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -311,8 +312,10 @@ async def database_outage(database_url: str) -> AsyncIterator[None]:
     database = make_url(database_url).database
     assert database is not None
     if make_url(database_url).get_backend_name() == "sqlite":
-        holder = sqlite3.connect(database, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
+        # In a thread: if the cloud holds the write lock this instant, BEGIN IMMEDIATE waits
+        # for it, and the cloud can only let go while the event loop runs.
+        holder = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        await asyncio.to_thread(holder.execute, "BEGIN IMMEDIATE")
         try:
             yield
         finally:
