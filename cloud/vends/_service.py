@@ -173,7 +173,10 @@ class _Rows:
 
 
 async def _read(db: AsyncSession, vend_id: str) -> _Rows | None:
-    vend = await db.get(VendSession, vend_id)
+    # Locked on PostgreSQL until the decision is written: two inputs for one session (an
+    # event and the reconciler) are decided one after the other, never from one old snapshot.
+    # SQLite serializes writing transactions anyway (BEGIN IMMEDIATE).
+    vend = await db.get(VendSession, vend_id, with_for_update=True)
     payment = await db.get(Payment, vend_id)
     if vend is None or payment is None:
         return None

@@ -20,7 +20,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from vendgate.cloud.settings import TimingSettings
 from vendgate.cloud.vends import (
@@ -63,7 +69,7 @@ TIMING = TimingSettings(
     approval_timeout=90,
     poll_first=5,
     poll_interval=2,
-    settle_deadline=300,
+    settle_deadline=120,
     authorized_resend=3,
     authorized_ttl=60,
     retry_delay=2,
@@ -240,22 +246,26 @@ class VendSessionMachine(RuleBasedStateMachine):
                 self.answer()
         self.record(Released())
 
+    @precondition(lambda m: bool(m.calls))
     @rule()
     def call_vipps(self) -> None:
         if self.calls:
             self.answers.append(self.vipps.carry_out(self.calls.pop(0)))
 
+    @precondition(lambda m: bool(m.calls))
     @rule()
     def vipps_fails(self) -> None:
         if self.calls:
             call = self.calls.pop(0)
             self.answers.append(StepFailed(call.operation, "503 try later", 503))
 
+    @precondition(lambda m: bool(m.answers))
     @rule()
     def answer(self) -> None:
         if self.answers:
             self.record(self.answers.pop(0))
 
+    @precondition(lambda m: bool(m.answers))
     @rule(seconds=st.sampled_from([30, 90]))
     def slow_answer(self, seconds: int) -> None:
         """Vipps answered, but the answer is recorded only ``seconds`` later."""
@@ -270,22 +280,25 @@ class VendSessionMachine(RuleBasedStateMachine):
         self.calls.clear()
         self.answers.clear()
 
+    @precondition(lambda m: m.last is not None)
     @rule()
     def duplicate(self) -> None:
         if self.last is not None:
             self.record(self.last)
 
-    @rule(seconds=st.sampled_from([1, 3, 5, 30, 61, 90, 300]))
+    @rule(seconds=st.sampled_from([1, 3, 3, 5, 30, 61, 90, 120]))
     def time_passes(self, seconds: int) -> None:
         self.now += timedelta(seconds=seconds)
 
     # -- the customer and Vipps ----------------------------------------------------------
 
+    @precondition(lambda m: m.vipps.exists and m.vipps.state == "CREATED")
     @rule()
     def customer_approves(self) -> None:
         if self.vipps.exists and self.vipps.state == "CREATED":
             self.vipps.state, self.vipps.authorized = "AUTHORIZED", RESERVED
 
+    @precondition(lambda m: m.vipps.exists and m.vipps.state == "CREATED")
     @rule()
     def customer_aborts(self) -> None:
         if self.vipps.exists and self.vipps.state == "CREATED":
