@@ -22,7 +22,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import Message, Scope
 
 from vendgate.cloud.db import create_engine, is_postgres, session_factory, upgrade_to_head
-from vendgate.cloud.vipps import VippsClient
+from vendgate.cloud.vipps import RetryPolicy, VippsClient
 from vendgate.protocol.mqtt import TopicFilter, TopicTree
 
 from .clock import Clock, system_clock
@@ -120,6 +120,10 @@ def create_app(
     async def vipps(app: Litestar) -> AsyncIterator[None]:
         async with httpx.AsyncClient(transport=vipps_transport, timeout=VIPPS_TIMEOUT) as http:
             app.state.vipps = VippsClient(settings.vipps, http)
+            # The scan's create: one attempt, so a phone never waits through the retries.
+            app.state.scan_vipps = VippsClient(
+                settings.vipps, http, retry=RetryPolicy(max_attempts=1)
+            )
             yield
 
     @contextlib.asynccontextmanager
@@ -132,6 +136,7 @@ def create_app(
             postgres=is_postgres(app.state.engine),
             tree=TopicTree(settings.mqtt.prefix),
             faults=faults,
+            scan_vipps=app.state.scan_vipps,
         )
         app.state.ctx = ctx
         # Per replica, in memory: abuse protection only (docs/cloud.md, "Rate limits").
@@ -163,15 +168,13 @@ def _background_work(app: Litestar, settings: CloudSettings) -> list[Coroutine[A
     ctx: CloudContext = app.state.ctx
     work: list[Coroutine[Any, Any, None]] = []
     if settings.run_mqtt:
-        handler = MessageHandler(ctx)
         link = MqttLink(
             settings.mqtt,
             cloud_filters(ctx),
-            handler,
+            MessageHandler(ctx),  # it answers with the acks; the link publishes them
             on_connect=ctx.kick_outbox,
             presence=ctx.tree.cloud_presence(),
         )
-        handler.link = link
         ctx.pings.link = link
         app.state.mqtt = link
         work += [link.run(), run_publisher(ctx, link)]

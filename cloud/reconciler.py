@@ -4,7 +4,8 @@ It finishes whatever a crash interrupted (a settlement half done, a payment crea
 recorded), polls payments whose webhooks did not come, re-sends `authorized` until the
 machine answers, settles sessions whose machine never reported by the settle deadline, and
 retries receipts. Sessions are claimed with a lease; on PostgreSQL the claim locks the rows
-with ``FOR UPDATE SKIP LOCKED``, so replicas never work on the same session at once.
+with ``FOR UPDATE SKIP LOCKED``, so replicas never work on the same session at once. The work
+itself is the vend service's (``run_claimed``): the reconciler only says "time passed".
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from sqlmodel import col, or_, select
 from vendgate.cloud.db import VendSession, transaction
 
 from .context import CloudContext
-from .progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ async def claim_due(ctx: CloudContext, now: datetime, limit: int = CLAIM_BATCH) 
 class Reconciler:
     def __init__(self, ctx: CloudContext) -> None:
         self.ctx = ctx
-        self.progress = Progress(ctx)
 
     async def run_once(self) -> int:
         """Work every session due now; returns how many were claimed."""
@@ -58,7 +57,7 @@ class Reconciler:
         for _ in range(MAX_ROUNDS):
             claimed = await claim_due(self.ctx, self.ctx.clock())
             for vend_id in claimed:
-                await self.progress.run_claimed(vend_id)
+                await self.ctx.vends.run_claimed(vend_id)
             worked += len(claimed)
             if len(claimed) < CLAIM_BATCH:
                 break

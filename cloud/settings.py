@@ -117,6 +117,9 @@ class TimingSettings:
     # A scan pings the machine and creates the payment only on its answer within this bound.
     # 0 turns the ping off: only for tests that run without MQTT, never in production.
     ping_timeout: float = 1.5
+    # The scan's one attempt to create the payment: a phone never waits longer; if Vipps does
+    # not answer in time, the scan says "try again" and the reconciler retries the create.
+    scan_vipps_timeout: float = 3.0
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The import contracts of pyproject.toml hold, and a deliberate violation breaks them.
 
 ``make lint`` runs ``lint-imports`` on a mirror of the installed namespace (vendgate/edge ->
-edge/, ...); here the same mirror is built in a temporary folder, once as it is and once with
-one forbidden import added to a copy of ``protocol``.
+edge/, ...); here the same mirror is built in a temporary folder, once as it is and then with
+one forbidden import added to a copy of ``protocol`` or of ``cloud``.
 """
 
 from __future__ import annotations
@@ -19,15 +19,20 @@ FOLDERS = {"edge": "edge", "cloud": "cloud", "protocol": "protocol", "boardsim":
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
-def mirror(root: Path, *, copy_protocol: bool = False) -> Path:
+def mirror(root: Path, *, copy_protocol: bool = False, copy: str | None = None) -> Path:
+    """The namespace as ``make lint`` sees it; ``copy`` names a folder copied, not linked."""
+    if copy_protocol:
+        copy = "protocol"
     package = root / "vendgate"
     package.mkdir()
     for entry in (REPO / "vendgate").iterdir():
         if entry.name != "__pycache__":
             (package / entry.name).symlink_to(entry)
     for name, folder in FOLDERS.items():
-        if copy_protocol and name == "protocol":
-            shutil.copytree(REPO / folder, package / name)
+        if name == copy:
+            shutil.copytree(
+                REPO / folder, package / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
         else:
             (package / name).symlink_to(REPO / folder)
     return package
@@ -63,3 +68,22 @@ def test_protocol_importing_the_cloud_breaks_the_build(tmp_path: Path) -> None:
     result = lint_imports(tmp_path)
     assert result.returncode != 0
     assert "protocol imports no program BROKEN" in result.stdout
+
+
+def test_the_vend_core_importing_an_adapter_breaks_the_build(tmp_path: Path) -> None:
+    package = mirror(tmp_path, copy="cloud")
+    (package / "cloud" / "vends" / "_violation.py").write_text("import vendgate.cloud.mqtt\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "inside cloud, adapters import the core and never the other way BROKEN" in result.stdout
+
+
+def test_the_vend_core_touching_the_database_breaks_the_build(tmp_path: Path) -> None:
+    package = mirror(tmp_path, copy="cloud")
+    core = package / "cloud" / "vends" / "_core.py"
+    core.write_text(core.read_text() + "\nimport vendgate.cloud.db  # noqa\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "the vend core is pure: no database, no Vipps, no network, not the service BROKEN" in (
+        result.stdout
+    )

@@ -20,7 +20,6 @@ from vendgate.cloud.errors import (
     Unavailability,
 )
 from vendgate.cloud.machines import get_machine, has_open_vend, slots_of, unavailability
-from vendgate.cloud.progress import Progress
 from vendgate.cloud.vends import VendState, lines_of, open_vend
 from vendgate.protocol import Money
 
@@ -53,7 +52,8 @@ async def start_purchase(
         await _ask(ctx, machine_id, name)
         admit = None  # taken once, above
     vend_id = await _open(ctx, machine_id, customer_token, dedup_key, admit)
-    await Progress(ctx).run_claimed(vend_id)
+    # The customer waits for the redirect: one short create attempt; the reconciler retries.
+    await ctx.vends.run_claimed(vend_id, scan=True)
     async with transaction(ctx.sessions) as db:
         vend = await db.get(VendSession, vend_id)
         payment = await db.get(Payment, vend_id)

@@ -15,7 +15,6 @@ logged and dropped (there is nothing to acknowledge).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 import aiomqtt
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,13 +23,14 @@ from vendgate.cloud.context import CloudContext
 from vendgate.cloud.db import Machine, ProcessedMessage, VendSession, transaction
 from vendgate.cloud.machines import record_status, send_planogram
 from vendgate.cloud.vends import (
+    EdgeDispensed,
+    EdgeEnded,
+    EdgeRejected,
+    EdgeStarted,
+    Input,
     Line,
-    VendInput,
-    add_line,
-    begin_settling,
-    move,
-    replace_lines,
 )
+from vendgate.protocol import Money
 from vendgate.protocol.mqtt import (
     Ack,
     ContractError,
@@ -51,61 +51,66 @@ from vendgate.protocol.mqtt import (
     ids_of,
 )
 
-from ._link import MqttLink, NotConnected
+from ._link import Reply
 from ._rejections import Rejection, describe, event_key, is_outage, reject
 
 log = logging.getLogger(__name__)
 
 
 class MessageHandler:
-    def __init__(self, ctx: CloudContext, link: MqttLink | None = None) -> None:
-        self.ctx = ctx
-        self.link = link
+    """Turns a machine's messages into the vend service's inputs; answers with the acks for
+    the link to publish (after the transaction that handled the event committed)."""
 
-    async def __call__(self, message: aiomqtt.Message) -> None:
+    def __init__(self, ctx: CloudContext) -> None:
+        self.ctx = ctx
+        self.vends = ctx.vends
+
+    async def __call__(self, message: aiomqtt.Message) -> list[Reply]:
         topic = str(message.topic)
         payload = message.payload if isinstance(message.payload, bytes | str) else b""
         try:
             parsed = self.ctx.tree.parse(topic)
         except ContractError as exc:
             log.warning("dropped a bad message on %s: %s", topic, exc)
-            return
+            return []
         try:
-            await self._receive(topic, parsed, payload)
+            return await self._receive(topic, parsed, payload)
         except Exception:  # a database outage: the edge re-sends, we must not die
             log.exception("failed to handle %s; the edge will re-send it", topic)
+            return []
 
-    async def _receive(self, topic: str, parsed: ParsedTopic, payload: bytes | str) -> None:
+    async def _receive(self, topic: str, parsed: ParsedTopic, payload: bytes | str) -> list[Reply]:
         try:
             decoded = decode_for_topic(parsed, payload)
         except ContractError as exc:
-            await self._undecodable(topic, parsed, payload, exc)
-            return
-        await self.handle(parsed, decoded)
+            return await self._undecodable(topic, parsed, payload, exc)
+        return await self.handle(parsed, decoded)
 
     async def _undecodable(
         self, topic: str, parsed: ParsedTopic, payload: bytes | str, error: ContractError
-    ) -> None:
+    ) -> list[Reply]:
         """Reject a bad event that names its id (so the edge stops re-sending); drop the rest."""
         event_id, vend_id = ids_of(payload)
         if parsed.kind is not TopicKind.EVENT or event_id is None:
             log.warning("dropped a bad message on %s: %s", topic, error)
-            return
+            return []
         raw = payload.encode() if isinstance(payload, str) else payload
         rejection = Rejection(parsed.machine_id, parsed.kind_name, event_id, vend_id, str(error))
         if await reject(self.ctx, rejection, raw):
-            await self._ack(parsed.machine_id, event_id)
+            return [self._ack(parsed.machine_id, event_id)]
+        return []
 
-    async def handle(self, topic: ParsedTopic, message: Message) -> None:
+    async def handle(self, topic: ParsedTopic, message: Message) -> list[Reply]:
         if isinstance(message, Pong):
             # Only the replica that pinged waits for it; never stored, never acked.
             self.ctx.pings.answered(topic.machine_id, message)
         elif isinstance(message, Event):
-            await self._event(topic.machine_id, message)
+            return await self._event(topic.machine_id, message)
         elif isinstance(message, Status | Telemetry):
             await self._presence(topic.machine_id, message)
         else:
             log.warning("ignored %s from %s: not for the cloud", topic.kind_name, topic.machine_id)
+        return []
 
     async def _presence(self, machine_id: str, message: Status | Telemetry) -> None:
         now = self.ctx.clock()
@@ -120,7 +125,7 @@ class MessageHandler:
                 machine.last_seen_at = now
             db.add(machine)
 
-    async def _event(self, machine_id: str, event: Event) -> None:
+    async def _event(self, machine_id: str, event: Event) -> list[Reply]:
         try:
             async with transaction(self.ctx.sessions) as db:
                 fresh = await self._first_time(db, machine_id, event)
@@ -128,11 +133,11 @@ class MessageHandler:
                     await self._apply(db, machine_id, event)
         except Exception as error:  # whatever it is, it must not loop
             if not await self._not_applied(machine_id, event, error):
-                return
-        # Committed or rejected (now or before): the edge may drop it from its outbox.
-        await self._ack(machine_id, event.id)
+                return []
         self.ctx.kick_work()
         self.ctx.kick_outbox()
+        # Committed or rejected (now or before): the edge may drop it from its outbox.
+        return [self._ack(machine_id, event.id)]
 
     async def _not_applied(self, machine_id: str, event: Event, error: Exception) -> bool:
         """Reject an event whose application failed, unless the database is what failed.
@@ -184,38 +189,30 @@ class MessageHandler:
                 vend_id,
             )
             return
-        await apply_vend_event(db, vend, event, now)
+        fact = vend_input(event)
+        if fact is not None:
+            await self.vends.apply_in(db, vend_id, fact)
 
-    async def _ack(self, machine_id: str, event_id: str) -> None:
-        if self.link is None:
-            return
+    def _ack(self, machine_id: str, event_id: str) -> Reply:
         ack = Ack.create(now=self.ctx.clock(), events=[event_id])
-        try:
-            await self.link.publish(str(self.ctx.tree.command(machine_id, "ack")), ack.encode())
-        except NotConnected:
-            log.info("ack of %s not sent (link down); the edge will re-send the event", event_id)
+        return Reply(str(self.ctx.tree.command(machine_id, "ack")), ack.encode())
 
 
-async def apply_vend_event(
-    db: AsyncSession, vend: VendSession, event: Event, now: datetime
-) -> None:
+def _line(item: int, price: Money, success: bool, vmc_price: Money | None) -> Line:
+    return Line(item, price, success, vmc_price)
+
+
+def vend_input(event: Event) -> Input | None:
+    """What a machine's event says about its vend session, as the core's input."""
     if isinstance(event, Started):
-        if move(db, vend, VendInput.EDGE_STARTED, now, str(event.funds)):
-            vend.started_at = now
-    elif isinstance(event, Dispensed):
-        if move(db, vend, VendInput.EDGE_DISPENSED, now, f"item {event.item} ok={event.success}"):
-            line = Line(event.item, event.price, event.success, event.vmc_price)
-            await add_line(db, vend, line, now)
-    elif isinstance(event, Rejected):
+        return EdgeStarted(str(event.funds))
+    if isinstance(event, Dispensed):
+        return EdgeDispensed(_line(event.item, event.price, event.success, event.vmc_price))
+    if isinstance(event, Rejected):
         # `duplicate` answers a re-sent command the edge already has: not a refusal.
-        if event.reason is not RejectReason.DUPLICATE and move(
-            db, vend, VendInput.EDGE_REJECTED, now, str(event.reason)
-        ):
-            vend.end_reason = f"rejected:{event.reason}"
-            begin_settling(db, vend, [], now)
-    elif isinstance(event, Ended) and move(db, vend, VendInput.EDGE_ENDED, now, str(event.reason)):
-        reported = [Line(d.item, d.price, d.success, d.vmc_price) for d in event.dispensed]
-        charged = await replace_lines(db, vend, reported, now)
-        vend.end_reason, vend.ended_at = str(event.reason), now
-        begin_settling(db, vend, charged, now)
-    db.add(vend)
+        duplicate = event.reason is RejectReason.DUPLICATE
+        return EdgeRejected(str(event.reason), duplicate=duplicate)
+    if isinstance(event, Ended):
+        lines = tuple(_line(d.item, d.price, d.success, d.vmc_price) for d in event.dispensed)
+        return EdgeEnded(str(event.reason), lines)
+    return None

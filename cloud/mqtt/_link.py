@@ -21,6 +21,7 @@ import random
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import aiomqtt
 
@@ -29,7 +30,16 @@ from vendgate.protocol.mqtt import CloudPresence, StatusState, Topic, TopicFilte
 
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
+
+class Reply(NamedTuple):
+    """A message the handler wants published once it has handled one (an ack)."""
+
+    topic: str
+    payload: bytes
+
+
+# A handler may answer with replies; the link publishes them (None: nothing to publish).
+MessageHandler = Callable[[aiomqtt.Message], Awaitable[Sequence[Reply] | None]]
 OnConnect = Callable[[], None]
 
 
@@ -122,7 +132,14 @@ class MqttLink:
             )
             self.on_connect()
             async for message in client.messages:
-                await self.handler(message)
+                await self._reply(await self.handler(message) or ())
+
+    async def _reply(self, replies: Sequence[Reply]) -> None:
+        for reply in replies:
+            try:
+                await self.publish(reply.topic, reply.payload)
+            except NotConnected:
+                log.info("%s not sent (link down); the edge will re-send its event", reply.topic)
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         client = self._client

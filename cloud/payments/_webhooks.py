@@ -2,7 +2,7 @@
 
 An ePayment event is only a hint, however well signed: it makes the reconciler read the
 payment back now (``GET /epayment/v1/payments/{reference}``), and that read moves the session
-(``_poller``). An AUTHORIZED event naming another amount or currency than the reservation is
+(the vend service). An AUTHORIZED event naming another amount or currency than the reservation is
 alerted. A ``user.checked-in.v1`` for a machine's callback QR starts a purchase with the
 customer's token; a repeated check-in (keyed on QR + token) starts nothing twice.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -21,20 +20,12 @@ from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vendgate.cloud.alerts import AlertKind, raise_alert
 from vendgate.cloud.context import CloudContext
-from vendgate.cloud.db import (
-    Machine,
-    Payment,
-    ProcessedMessage,
-    VendSession,
-    WebhookRegistration,
-    transaction,
-)
+from vendgate.cloud.customer import start_purchase
+from vendgate.cloud.db import Machine, ProcessedMessage, WebhookRegistration, transaction
 from vendgate.cloud.errors import BadWebhook, MachineUnavailable, MalformedWebhook
-from vendgate.cloud.vends import VendState, schedule
+from vendgate.cloud.vends import PaymentHinted
 from vendgate.cloud.vipps import (
     CHECKED_IN_EVENT,
     EPAYMENT_EVENTS,
@@ -117,49 +108,19 @@ def _decode(body: bytes, type_: type[T]) -> T:
 
 
 async def _payment_event(ctx: CloudContext, event: WebhookEvent) -> None:
-    """A hint: check what it claims against our reservation, then have the payment read back.
+    """A hint: the vend service checks what it claims and makes the read-back due now.
 
     Not deduplicated: a repeat costs one more read of the payment and moves nothing.
     """
-    now = ctx.clock()
-    async with transaction(ctx.sessions) as db:
-        vend = await db.get(VendSession, event.reference)
-        payment = await db.get(Payment, event.reference)
-        if vend is None or payment is None:
-            log.warning("webhook for unknown payment %s", event.reference)
-            return
-        log.info("vend %s: webhook %s (a hint: reading the payment back)", vend.id, event.name)
-        _alert_if_it_disagrees(db, event, vend, payment, now)
-        if vend.state == VendState.AWAITING_APPROVAL:
-            payment.next_poll_at = now
-            schedule(vend, payment, ctx.settings.timing)
-            db.add(vend)
-            db.add(payment)
+    hint = PaymentHinted(event.name, event.amount.value, event.amount.currency)
+    log.info("vend %s: webhook %s (a hint: reading the payment back)", event.reference, event.name)
+    if await ctx.vends.apply(event.reference, hint) is None:
+        log.warning("webhook for unknown payment %s", event.reference)
+        return
     ctx.kick_work()
 
 
-def _alert_if_it_disagrees(
-    db: AsyncSession, event: WebhookEvent, vend: VendSession, payment: Payment, now: datetime
-) -> None:
-    claimed = event.amount
-    if event.name != "AUTHORIZED" or (claimed.value, claimed.currency) == (
-        payment.amount,
-        payment.currency,
-    ):
-        return
-    detail = (
-        f"webhook AUTHORIZED names {claimed.value} {claimed.currency}, "
-        f"reserved {payment.amount} {payment.currency}; not acted on"
-    )
-    raise_alert(
-        db, AlertKind.PAYMENT_DISAGREES, now, detail, machine_id=vend.machine_id, vend_id=vend.id
-    )
-
-
 async def _checked_in(ctx: CloudContext, checkin: CheckedIn) -> None:
-    # Imported here: the customer package imports this one's siblings.
-    from vendgate.cloud.customer import start_purchase
-
     token_hash = hashlib.sha256(checkin.customer_token.encode()).hexdigest()
     key = f"checkin:{checkin.merchant_qr_id}:{token_hash}"
     async with transaction(ctx.sessions) as db:

@@ -8,13 +8,59 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
 
 from vendgate.cloud.clock import as_utc
-from vendgate.cloud.db import Payment, VendSession
-from vendgate.cloud.settings import TimingSettings
 
 from ._settlement import SettleProgress, SettleStep, next_settle_step
 from ._states import VendState
+
+if TYPE_CHECKING:
+    from vendgate.cloud.settings import TimingSettings
+
+
+class Session(Protocol):
+    """What scheduling reads of a session: its row, or the core's snapshot of it."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def due_at(self) -> datetime | None: ...
+    @property
+    def settle_by(self) -> datetime | None: ...
+    @property
+    def command_sent_at(self) -> datetime | None: ...
+    @property
+    def command_expires_at(self) -> datetime | None: ...
+    @property
+    def capture_amount(self) -> int | None: ...
+    @property
+    def cancel_amount(self) -> int | None: ...
+    @property
+    def end_reason(self) -> str | None: ...
+    @property
+    def captured_at(self) -> datetime | None: ...
+    @property
+    def cancelled_at(self) -> datetime | None: ...
+    @property
+    def verified_at(self) -> datetime | None: ...
+    @property
+    def receipt_at(self) -> datetime | None: ...
+
+
+class Polled(Protocol):
+    """What scheduling reads of a payment: when it is to be read back next."""
+
+    @property
+    def next_poll_at(self) -> datetime | None: ...
+
+
+class Scheduled(Session, Protocol):
+    due_at: datetime | None
 
 
 class Action(StrEnum):
@@ -33,7 +79,7 @@ class Action(StrEnum):
 ABANDONED = "abandoned"  # end_reason and outcome of a session the customer never approved
 
 
-def settle_progress(vend: VendSession) -> SettleProgress:
+def settle_progress(vend: Session) -> SettleProgress:
     return SettleProgress(
         capture=vend.capture_amount or 0,
         cancel=vend.cancel_amount or 0,
@@ -45,7 +91,7 @@ def settle_progress(vend: VendSession) -> SettleProgress:
     )
 
 
-def _resend_at(vend: VendSession, timing: TimingSettings) -> datetime | None:
+def _resend_at(vend: Session, timing: TimingSettings) -> datetime | None:
     """When the `authorized` command goes out again, if it still can (not expired)."""
     if vend.command_sent_at is None or vend.command_expires_at is None:
         return None
@@ -53,9 +99,7 @@ def _resend_at(vend: VendSession, timing: TimingSettings) -> datetime | None:
     return at if at < as_utc(vend.command_expires_at) else None
 
 
-def _times(
-    vend: VendSession, payment: Payment | None, timing: TimingSettings
-) -> dict[Action, datetime]:
+def _times(vend: Session, payment: Polled | None, timing: TimingSettings) -> dict[Action, datetime]:
     """Each action the session may need, and from when."""
     state = VendState(vend.state)
     abandon_at = approval_deadline(vend, timing)
@@ -83,13 +127,13 @@ def _times(
     return {}
 
 
-def approval_deadline(vend: VendSession, timing: TimingSettings) -> datetime:
+def approval_deadline(vend: Session, timing: TimingSettings) -> datetime:
     """When a scan the customer has not approved is abandoned."""
     return as_utc(vend.created_at) + timedelta(seconds=timing.approval_timeout)
 
 
 def next_action(
-    vend: VendSession, payment: Payment | None, now: datetime, timing: TimingSettings
+    vend: Session, payment: Polled | None, now: datetime, timing: TimingSettings
 ) -> Action | None:
     """The action due now, or None. Deadlines win: giving up over re-sending, abandoning
     over polling (an approval first seen after the window unlocks nothing)."""
@@ -100,7 +144,12 @@ def next_action(
     return due[0] if due else None
 
 
-def schedule(vend: VendSession, payment: Payment | None, timing: TimingSettings) -> None:
-    """Set ``due_at`` to the earliest time an action becomes due (None: nothing left)."""
+def due_at(vend: Session, payment: Polled | None, timing: TimingSettings) -> datetime | None:
+    """The earliest time an action becomes due (None: nothing left)."""
     times = _times(vend, payment, timing).values()
-    vend.due_at = min(times) if times else None
+    return min(times) if times else None
+
+
+def schedule(vend: Scheduled, payment: Polled | None, timing: TimingSettings) -> None:
+    """Set ``due_at`` to the earliest time an action becomes due (None: nothing left)."""
+    vend.due_at = due_at(vend, payment, timing)

@@ -1,8 +1,11 @@
-"""Vend session rules applied to the database: open, authorize, edge events, settle, close.
+"""``VendService``: the one owner of a vend session's rows and of the transactions that change them.
 
-Every function works inside the caller's transaction and changes nothing it should not: an
-input the state machine ignores (a duplicate, a late or reordered message) returns False and
-leaves the rows alone. Commands for the machine go to the outbox in the same transaction.
+``apply(vend_id, input)`` reads the session as a snapshot, asks the core, and writes the new
+state with every effect that is a row (steps, alerts, outbox commands) in ONE transaction; the
+Vipps calls the decision asks for are carried out only after that commits (``run_claimed``),
+and their answers come back through ``apply`` as inputs. No transaction spans a network call.
+The adapters (customer routes, the Vipps webhook, the MQTT handlers, the reconciler) only turn
+what they receive into inputs.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
@@ -19,63 +22,93 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud.alerts import AlertKind, alerts_of, raise_alert
-from vendgate.cloud.db import Machine, Payment, Slot, VendLine, VendSession, VendStep
-from vendgate.cloud.outbox import enqueue
+from vendgate.cloud.clock import Clock, as_utc
+from vendgate.cloud.db import (
+    Machine,
+    Payment,
+    SessionFactory,
+    Slot,
+    VendLine,
+    VendSession,
+    VendStep,
+    transaction,
+)
+from vendgate.cloud.faults import AFTER_CAPTURE, AFTER_VIPPS_CALL_BEFORE_COMMIT, Faults, no_faults
+from vendgate.cloud.outbox import enqueue, rearm
 from vendgate.cloud.settings import TimingSettings
 from vendgate.protocol import Money
-from vendgate.protocol.mqtt import Authorized, Cancel, TopicTree
+from vendgate.protocol.mqtt import Authorized, Cancel, Command, TopicTree
 
-from ._schedule import schedule
-from ._settlement import Line, PriceMode, Pricing, Settlement, decide_settlement
-from ._states import VendInput, VendState, is_open, next_state
+from ._core import (
+    Alert,
+    CallVipps,
+    CommandKind,
+    Decision,
+    Input,
+    Level,
+    LogStep,
+    Note,
+    Released,
+    ResendCommand,
+    SendCommand,
+    Snapshot,
+    StepDone,
+    TimePassed,
+    VippsOp,
+    decide,
+)
+from ._executor import VippsExecutor
+from ._settlement import Line, PriceMode, Pricing
+from ._states import VendState, is_open
 
 log = logging.getLogger(__name__)
+
+# A session needs at most capture, cancel, verify, receipt, close in a row; more is a bug.
+MAX_STEPS_PER_CLAIM = 10
+
+_LEVELS = {Level.INFO: logging.INFO, Level.WARNING: logging.WARNING, Level.ERROR: logging.ERROR}
+
+# The session's columns the core decides, by the snapshot's name for them (the same).
+_VEND_FIELDS = (
+    "due_at",
+    "lease_until",
+    "authorized_amount",
+    "authorized_at",
+    "command_id",
+    "command_sent_at",
+    "command_expires_at",
+    "settle_by",
+    "started_at",
+    "ended_at",
+    "closed_at",
+    "end_reason",
+    "capture_amount",
+    "cancel_amount",
+    "captured_at",
+    "cancelled_at",
+    "verified_at",
+    "receipt_at",
+    "outcome",
+    "failures",
+    "last_error",
+    "updated_at",
+)
+_VEND_TIMES = tuple(name for name in _VEND_FIELDS if name.endswith(("_at", "_by", "_until")))
+# The payment's columns, by the snapshot's name for them.
+_PAYMENT_FIELDS = {
+    "payment_state": "state",
+    "redirect_url": "redirect_url",
+    "payment_authorized": "authorized",
+    "payment_captured": "captured",
+    "payment_cancelled": "cancelled",
+    "next_poll_at": "next_poll_at",
+    "payment_updated_at": "updated_at",
+}
 
 
 def new_vend_id() -> str:
     """35 characters of ``[a-z0-9-]``: also the Vipps reference (8-50 characters)."""
     return f"vs-{uuid.uuid4().hex}"
-
-
-def idempotency_key(vend_id: str, operation: str) -> str:
-    """The Idempotency-Key of one Vipps operation of a session (at most 50 characters)."""
-    key = f"{vend_id}-{operation}"
-    assert len(key) <= 50, key
-    return key
-
-
-def log_step(
-    db: AsyncSession, vend: VendSession, step: str, now: datetime, detail: str = ""
-) -> None:
-    db.add(VendStep(vend_id=vend.id, at=now, step=step, detail=detail[:500]))
-
-
-def move(
-    db: AsyncSession, vend: VendSession, event: VendInput, now: datetime, detail: str = ""
-) -> bool:
-    """Apply ``event`` if the state machine allows it; log the step either way."""
-    current = VendState(vend.state)
-    target = next_state(current, event)
-    if target is None:
-        log.info("vend %s: %s ignored in state %s", vend.id, event, current)
-        return False
-    vend.state, vend.is_open, vend.updated_at = target, is_open(target), now
-    if target is VendState.CLOSED:
-        vend.closed_at = now
-    # The vend id is also the Vipps reference: one line ties the machine, the payment and
-    # the step together for whoever reads the log.
-    log.info(
-        "vend %s machine %s: %s -> %s on %s%s",
-        vend.id,
-        vend.machine_id,
-        current,
-        target,
-        event,
-        f" ({detail})" if detail else "",
-    )
-    log_step(db, vend, event, now, detail)
-    db.add(vend)
-    return True
 
 
 async def open_vend(
@@ -116,54 +149,9 @@ async def open_vend(
         updated_at=now,
     )
     db.add(payment)
-    log_step(db, vend, "opened", now, f"{mode}, max {Money(max_price, machine.currency)}")
+    detail = f"{mode}, max {Money(max_price, machine.currency)}"
+    db.add(VendStep(vend_id=vend.id, at=now, step="opened", detail=detail))
     return vend
-
-
-def authorize(
-    db: AsyncSession,
-    tree: TopicTree,
-    vend: VendSession,
-    payment: Payment,
-    amount: int,
-    now: datetime,
-    timing: TimingSettings,
-    source: str,
-) -> bool:
-    """The customer approved: record it, then put the `authorized` command in the outbox."""
-    if not move(db, vend, VendInput.PAYMENT_AUTHORIZED, now, f"{amount} via {source}"):
-        return False
-    payment.state, payment.authorized, payment.updated_at = "AUTHORIZED", amount, now
-    payment.next_poll_at = None
-    vend.authorized_amount, vend.authorized_at = amount, now
-    vend.settle_by = now + timedelta(seconds=timing.settle_deadline)
-    command = Authorized.create(
-        now=now,
-        vend_id=vend.id,
-        amount=Money(amount, vend.currency),
-        expires_at=now + timedelta(seconds=timing.authorized_ttl),
-    )
-    vend.command_id, vend.command_expires_at, vend.command_sent_at = (
-        command.id,
-        command.expires_at,
-        now,
-    )
-    enqueue(db, tree, vend.machine_id, command, now)
-    db.add(payment)
-    schedule(vend, payment, timing)
-    return True
-
-
-def fail_payment(
-    db: AsyncSession, vend: VendSession, payment: Payment, vipps_state: str, now: datetime
-) -> bool:
-    """Aborted, expired, terminated or refused: nothing was reserved, nothing to settle."""
-    if not move(db, vend, VendInput.PAYMENT_FAILED, now, vipps_state):
-        return False
-    payment.state, payment.next_poll_at, payment.updated_at = vipps_state, None, now
-    vend.outcome, vend.due_at = f"payment_{vipps_state.lower()}", None
-    db.add(payment)
-    return True
 
 
 async def lines_of(db: AsyncSession, vend: VendSession) -> list[Line]:
@@ -173,62 +161,193 @@ async def lines_of(db: AsyncSession, vend: VendSession) -> list[Line]:
     return [Line(r.item, Money(r.price, vend.currency), r.success) for r in rows]
 
 
-async def pricing_of(db: AsyncSession, machine_id: str) -> Pricing:
-    """The machine's price authority: its price mode and planogram as they are now."""
-    machine = await db.get(Machine, machine_id)
-    slots = (await db.exec(select(Slot).where(Slot.machine_id == machine_id))).all()
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+@dataclass
+class _Rows:
+    vend: VendSession
+    payment: Payment
+    snapshot: Snapshot
+
+
+async def _read(db: AsyncSession, vend_id: str) -> _Rows | None:
+    # Locked on PostgreSQL until the decision is written: two inputs for one session (an
+    # event and the reconciler) are decided one after the other, never from one old snapshot.
+    # SQLite serializes writing transactions anyway (BEGIN IMMEDIATE).
+    vend = await db.get(VendSession, vend_id, with_for_update=True)
+    payment = await db.get(Payment, vend_id)
+    if vend is None or payment is None:
+        return None
+    machine = await db.get(Machine, vend.machine_id)
+    slots = (await db.exec(select(Slot).where(Slot.machine_id == vend.machine_id))).all()
     mode = PriceMode(machine.price_mode) if machine is not None else PriceMode.PLANOGRAM
-    return Pricing(mode, {slot.item: slot.price for slot in slots})
+    alerted = await alerts_of(db, kind=AlertKind.PRICE_MISMATCH, vend_id=vend.id)
+    # SQLite gives naive datetimes back: the core compares aware ones.
+    times = {name: _utc(getattr(vend, name)) for name in _VEND_TIMES}
+    snapshot = Snapshot(
+        id=vend.id,
+        machine_id=vend.machine_id,
+        currency=vend.currency,
+        state=VendState(vend.state),
+        reserved=payment.amount,
+        created_at=as_utc(vend.created_at),
+        pricing=Pricing(mode, {slot.item: slot.price for slot in slots}),
+        names={slot.item: (slot.name, slot.vat_rate) for slot in slots},
+        machine_vat=machine.vat_rate if machine is not None else 0,
+        status_token=vend.status_token,
+        customer_token=payment.customer_token,
+        authorized_amount=vend.authorized_amount,
+        command_id=vend.command_id,
+        end_reason=vend.end_reason,
+        capture_amount=vend.capture_amount,
+        cancel_amount=vend.cancel_amount,
+        outcome=vend.outcome,
+        failures=vend.failures,
+        last_error=vend.last_error,
+        payment_state=payment.state,
+        redirect_url=payment.redirect_url,
+        payment_authorized=payment.authorized,
+        payment_captured=payment.captured,
+        payment_cancelled=payment.cancelled,
+        next_poll_at=_utc(payment.next_poll_at),
+        payment_updated_at=as_utc(payment.updated_at),
+        lines=tuple(await lines_of(db, vend)),
+        alerted_mismatches=tuple(alert.detail for alert in alerted),
+        **times,  # type: ignore[arg-type]
+    )
+    return _Rows(vend, payment, snapshot)
 
 
-async def add_line(db: AsyncSession, vend: VendSession, reported: Line, now: datetime) -> None:
-    """A `dispensed` report, priced by the planogram and kept for the status page and for a
-    settlement by deadline; a price that disagrees with the planogram is alerted."""
-    if reported.price.currency != vend.currency:
-        log.warning(
-            "vend %s: item %s priced in %s, not charged",
-            vend.id,
-            reported.item,
-            reported.price.currency,
+class VendService:
+    """Applies inputs to sessions: the core decides, this writes, the executor calls Vipps."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        executor: VippsExecutor,
+        *,
+        clock: Clock,
+        timing: TimingSettings,
+        tree: TopicTree,
+        faults: Faults = no_faults,
+        on_command: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.sessions = sessions
+        self.executor = executor
+        self.clock = clock
+        self.timing = timing
+        self.tree = tree
+        self.faults = faults
+        self.on_command = on_command  # a command went to the outbox: publish it now
+
+    async def apply(self, vend_id: str, event: Input) -> Decision | None:
+        """``event`` applied to the session in its own transaction (None: no such session)."""
+        async with transaction(self.sessions) as db:
+            decision = await self.apply_in(db, vend_id, event)
+        if decision is not None and _sends_commands(decision):
+            self.on_command()
+        return decision
+
+    async def apply_in(self, db: AsyncSession, vend_id: str, event: Input) -> Decision | None:
+        """The same inside the caller's transaction (an MQTT event and its dedup row)."""
+        rows = await _read(db, vend_id)
+        if rows is None:
+            return None
+        now = self.clock()
+        decision = decide(rows.snapshot, event, now, self.timing)
+        await self._write(db, rows, decision, now)
+        return decision
+
+    async def run_claimed(self, vend_id: str, *, scan: bool = False) -> None:
+        """Run every action due now; the caller holds the session's lease, released here.
+
+        ``scan``: the customer waits for this, so the create gets one short attempt.
+        """
+        try:
+            for _ in range(MAX_STEPS_PER_CLAIM):
+                if not await self._step(vend_id, scan):
+                    return
+            log.error("vend %s: still busy after %d steps", vend_id, MAX_STEPS_PER_CLAIM)
+        finally:
+            await self.apply(vend_id, Released())
+
+    async def _step(self, vend_id: str, scan: bool) -> bool:
+        """One look: the action due, its Vipps call if any, and its result. False: stop."""
+        decision = await self.apply(vend_id, TimePassed())
+        if decision is None or not decision.acted:
+            return False
+        for call in decision.calls():
+            result = await self.executor.execute(decision.snapshot, call, scan=scan)
+            captured = call.operation is VippsOp.CAPTURE and isinstance(result, StepDone)
+            if captured:
+                self.faults(AFTER_VIPPS_CALL_BEFORE_COMMIT)
+            after = await self.apply(vend_id, result)
+            if captured:
+                self.faults(AFTER_CAPTURE)
+            if after is None or after.snapshot.failures > decision.snapshot.failures:
+                return False  # failed: the back-off decides when to look again
+        return True
+
+    async def _write(
+        self, db: AsyncSession, rows: _Rows, decision: Decision, now: datetime
+    ) -> None:
+        before, after = rows.snapshot, decision.snapshot
+        vend, payment = rows.vend, rows.payment
+        if after != before:
+            vend.state, vend.is_open = after.state, is_open(after.state)
+            for name in _VEND_FIELDS:
+                setattr(vend, name, getattr(after, name))
+            for name, column in _PAYMENT_FIELDS.items():
+                setattr(payment, column, getattr(after, name))
+            db.add(vend)
+            db.add(payment)
+        if after.lines != before.lines:
+            await db.exec(delete(VendLine).where(col(VendLine.vend_id) == vend.id))
+            for position, line in enumerate(after.lines):
+                db.add(_line_row(vend.id, position, line))
+        for effect in decision.effects:
+            await self._record(db, after, effect, now)
+
+    async def _record(self, db: AsyncSession, s: Snapshot, effect: object, now: datetime) -> None:
+        if isinstance(effect, LogStep):
+            db.add(VendStep(vend_id=s.id, at=now, step=effect.step, detail=effect.detail))
+        elif isinstance(effect, Alert):
+            raise_alert(db, effect.kind, now, effect.detail, machine_id=s.machine_id, vend_id=s.id)
+        elif isinstance(effect, SendCommand):
+            enqueue(db, self.tree, s.machine_id, _command(s, effect, now), now)
+        elif isinstance(effect, ResendCommand):
+            if await rearm(db, effect.command_id):
+                db.add(
+                    VendStep(vend_id=s.id, at=now, step="command_resent", detail=effect.command_id)
+                )
+        elif isinstance(effect, Note):
+            log.log(_LEVELS[effect.level], "%s", effect.text)
+        # CallVipps: carried out after the commit (run_claimed).
+
+
+def _sends_commands(decision: Decision) -> bool:
+    return any(isinstance(e, SendCommand | ResendCommand) for e in decision.effects)
+
+
+def _command(s: Snapshot, effect: SendCommand, now: datetime) -> Command:
+    if effect.kind is CommandKind.AUTHORIZED:
+        assert effect.amount is not None
+        assert effect.expires_at is not None
+        return Authorized.create(
+            now=now,
+            vend_id=s.id,
+            amount=effect.amount,
+            expires_at=effect.expires_at,
+            message_id=effect.command_id,
         )
-        return
-    count = len((await db.exec(select(VendLine.id).where(VendLine.vend_id == vend.id))).all())
-    priced = (await pricing_of(db, vend.machine_id)).charge(reported)
-    if priced.mismatch is not None:
-        _price_mismatch(db, vend, priced.mismatch, now)
-    db.add(_row(vend, count, priced.line))
+    return Cancel.create(now=now, vend_id=s.id, message_id=effect.command_id)
 
 
-async def replace_lines(
-    db: AsyncSession, vend: VendSession, reported: Iterable[Line], now: datetime
-) -> list[Line]:
-    """`ended` lists every attempt: it replaces the `dispensed` reports seen so far. Returns
-    the lines as charged (priced by the planogram). A mismatch the `dispensed` report of the
-    same line already alerted is not alerted again."""
-    await db.exec(delete(VendLine).where(col(VendLine.vend_id) == vend.id))
-    pricing = await pricing_of(db, vend.machine_id)
-    known = await alerts_of(db, kind=AlertKind.PRICE_MISMATCH, vend_id=vend.id)
-    alerted = Counter(alert.detail for alert in known)
-    charged: list[Line] = []
-    for position, line in enumerate(reported):
-        if line.price.currency != vend.currency:
-            log.warning("vend %s: line in %s not charged", vend.id, line.price.currency)
-            continue
-        priced = pricing.charge(line)
-        if priced.mismatch is not None:
-            # Identical lines have identical details: alert the ones beyond those alerted.
-            if alerted[priced.mismatch] > 0:
-                alerted[priced.mismatch] -= 1
-            else:
-                _price_mismatch(db, vend, priced.mismatch, now)
-        db.add(_row(vend, position, priced.line))
-        charged.append(priced.line)
-    return charged
-
-
-def _row(vend: VendSession, position: int, line: Line) -> VendLine:
+def _line_row(vend_id: str, position: int, line: Line) -> VendLine:
     return VendLine(
-        vend_id=vend.id,
+        vend_id=vend_id,
         position=position,
         item=line.item,
         price=line.price.value,
@@ -236,26 +355,4 @@ def _row(vend: VendSession, position: int, line: Line) -> VendLine:
     )
 
 
-def _price_mismatch(db: AsyncSession, vend: VendSession, detail: str, now: datetime) -> None:
-    raise_alert(
-        db, AlertKind.PRICE_MISMATCH, now, detail, machine_id=vend.machine_id, vend_id=vend.id
-    )
-    log_step(db, vend, "price_mismatch", now, detail)
-
-
-def begin_settling(
-    db: AsyncSession, vend: VendSession, lines: Iterable[Line], now: datetime
-) -> Settlement:
-    """Record the settlement decision; the money steps follow, each recorded on its own."""
-    settlement = decide_settlement(Money(vend.authorized_amount, vend.currency), lines)
-    vend.capture_amount, vend.cancel_amount = settlement.capture.value, settlement.cancel.value
-    vend.due_at = now
-    log_step(db, vend, "decided", now, f"capture {settlement.capture}, cancel {settlement.cancel}")
-    db.add(vend)
-    return settlement
-
-
-def tell_machine_to_stop(
-    db: AsyncSession, tree: TopicTree, vend: VendSession, now: datetime
-) -> None:
-    enqueue(db, tree, vend.machine_id, Cancel.create(now=now, vend_id=vend.id), now)
+__all__ = ["CallVipps", "VendService", "lines_of", "new_vend_id", "open_vend"]
