@@ -168,7 +168,7 @@ async def running_cloud(
             # Let deliveries in flight finish: cancelling one cancels the cloud's webhook
             # handler it is running (same task, ASGI transport) in the middle of a transaction.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sim.webhooks_idle(), 5)
+                await asyncio.wait_for(sim.webhooks_idle(), 30)  # a loaded machine: be patient
             await sim.aclose()
             await webhook_http.aclose()
 
