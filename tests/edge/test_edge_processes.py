@@ -3,7 +3,8 @@ keypad over TCP), ``vendgate edge`` on that pty, a broker, and the test as the c
 plain MQTT client. Each runs on the amqtt tier and on the mosquitto tier.
 
 1. A vend: ``authorized`` -> the customer selects -> ``started``, ``dispensed`` (item and price
-   right) and ``ended`` arrive; after the cloud's ``ack`` nothing more does.
+   right) and ``ended`` arrive; after the cloud's ``ack`` the agent's next three resend checks
+   re-send nothing (its ``event=outbox.checked`` lines on stderr, at ``--log-level DEBUG``).
 2. The agent is killed (``os._exit(137)``, by the ``faults`` of the test-only entry point
    ``tests/support/crashing.py`` running ``vendgate edge``) after the item dropped and the
    ``dispensed`` event was committed, before it was published; the restarted agent delivers it,
@@ -15,7 +16,6 @@ plain MQTT client. Each runs on the amqtt tier and on the mosquitto tier.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -45,7 +45,6 @@ pytestmark = pytest.mark.pty
 
 CloudFor = Callable[..., AbstractAsyncContextManager["Cloud"]]
 M = TypeVar("M", Started, Ended)
-VENDGATE = (sys.executable, "-m", "vendgate")
 COLA_PRICE = Money(2500, "NOK")  # selection 1 of the simulator's default planogram: item 1
 
 
