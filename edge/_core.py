@@ -248,17 +248,24 @@ class AgentCore:
 
     def _resend_due(self, step: Step, event: ResendDue) -> None:
         self.vends.give_up_stuck_start(step)
-        self._resend(step)
+        resent = self._resend(step)
+        # One line per timer check, so a test (or an operator at DEBUG) sees that a check ran
+        # and re-sent nothing, rather than waiting and hoping it did.
+        connected = self.ledger.connected
+        outbox = len(self.outbox)
+        step.log(Log.debug("outbox.checked", connected=connected, resent=resent, outbox=outbox))
 
-    def _resend(self, step: Step, *, everything: bool = False) -> None:
+    def _resend(self, step: Step, *, everything: bool = False) -> int:
+        """Publish what is due again (nothing while offline); how many were re-sent."""
         if not self.ledger.connected:
-            return
+            return 0
         interval = 0.0 if everything else self.settings.resend_interval_s
         due = list(self.ledger.due_for_resend(step.now, interval))
         for event in due:
             self.ledger.publish(step, event)
         if due:
             step.log(Log.info("outbox.resent", count=len(due), outbox=len(self.outbox)))
+        return len(due)
 
     def _telemetry_due(self, step: Step, event: TelemetryDue) -> None:
         if not self.ledger.connected:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 
 import aiomqtt
 import pytest
@@ -12,6 +13,7 @@ from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, CLOUD_USER_2, Mosquitt
 from vendgate.broker import EmbeddedBroker
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+LIMIT_S = 20.0  # only for a broken broker: the tests wait for messages, not for time
 
 
 def client(port: int, user: str | None = None, **kwargs: object) -> aiomqtt.Client:
@@ -31,16 +33,29 @@ def client(port: int, user: str | None = None, **kwargs: object) -> aiomqtt.Clie
     )
 
 
-async def receive(subscriber: aiomqtt.Client, seconds: float = 2.0) -> list[tuple[str, bytes]]:
-    """Everything that arrives within the next ``seconds``."""
-    got: list[tuple[str, bytes]] = []
-    try:
-        async with asyncio.timeout(seconds):
-            async for message in subscriber.messages:
-                got.append((str(message.topic), bytes(message.payload)))  # type: ignore[arg-type]
-    except TimeoutError:
-        pass
+Received = list[tuple[str, bytes]]
+
+
+async def receive_until(
+    subscriber: aiomqtt.Client, done: Callable[[Received], bool], got: Received | None = None
+) -> Received:
+    """What arrives, until ``done(got)`` holds: a fact to wait for, not a span of time.
+
+    ``got`` may be shared by several subscribers (each then stops once ``done`` holds for all).
+    """
+    got = [] if got is None else got
+    if done(got):
+        return got
+    async with asyncio.timeout(LIMIT_S):
+        async for message in subscriber.messages:
+            got.append((str(message.topic), bytes(message.payload)))  # type: ignore[arg-type]
+            if done(got):
+                break
     return got
+
+
+def seen(topic: str, payload: bytes) -> Callable[[Received], bool]:
+    return lambda got: (topic, payload) in got
 
 
 async def test_amqtt_broker_round_trip(amqtt_broker: EmbeddedBroker) -> None:
@@ -51,7 +66,7 @@ async def test_amqtt_broker_round_trip(amqtt_broker: EmbeddedBroker) -> None:
     ):
         await sub.subscribe("vend/v1/+/evt/#", qos=1)
         await pub.publish("vend/v1/m1/evt/hello", b"{}", qos=1)
-        assert await receive(sub, 0.5) == [("vend/v1/m1/evt/hello", b"{}")]
+        assert await receive_until(sub, len) == [("vend/v1/m1/evt/hello", b"{}")]
 
 
 async def test_mosquitto_refuses_anonymous_clients(mosquitto: Mosquitto) -> None:
@@ -77,8 +92,11 @@ async def test_mosquitto_acl_confines_a_machine_to_its_own_topics(mosquitto: Mos
         await m1.publish("vend/v1/m1/cmd/authorized", b"self-command", qos=1)
         await cloud.publish("vend/v1/m2/cmd/authorized", b"for-m2", qos=1)
         await cloud.publish("vend/v1/m1/cmd/authorized", b"for-m1", qos=1)
-        seen_by_cloud = await receive(cloud, 0.7)
-        seen_by_m1 = await receive(m1, 0.3)
+        # m1's publishes were acknowledged (so routed) before the cloud's: whatever of them a
+        # subscriber gets comes before the cloud's last message, ``for-m1``.
+        last = ("vend/v1/m1/cmd/authorized", b"for-m1")
+        seen_by_cloud = await receive_until(cloud, seen(*last))
+        seen_by_m1 = await receive_until(m1, seen(*last))
     assert ("vend/v1/m1/evt/started", b"own") in seen_by_cloud
     assert all(payload not in (b"forged", b"self-command") for _, payload in seen_by_cloud)
     assert seen_by_m1 == [("vend/v1/m1/cmd/authorized", b"for-m1")]
@@ -102,7 +120,20 @@ async def test_mosquitto_shares_events_between_cloud_replicas(mosquitto: Mosquit
             await replica.subscribe("$share/cloud/vend/v1/+/evt/#", qos=1)
         for n in range(20):
             await m3.publish("vend/v1/m3/evt/dispensed", str(n).encode(), qos=1)
-        got_first, got_second = await asyncio.gather(receive(first, 1.0), receive(second, 1.0))
+        got_first: Received = []
+        got_second: Received = []
+        collectors = [
+            asyncio.create_task(receive_until(replica, lambda _: False, got))
+            for replica, got in ((first, got_first), (second, got_second))
+        ]
+        try:
+            async with asyncio.timeout(LIMIT_S):
+                while len(got_first) + len(got_second) < 20:  # noqa: ASYNC110  # two tasks fill
+                    await asyncio.sleep(0.02)
+        finally:
+            for collector in collectors:
+                collector.cancel()
+            await asyncio.gather(*collectors, return_exceptions=True)
     payloads = sorted(int(p) for _, p in got_first + got_second)
     assert payloads == list(range(20)), "each event reaches exactly one replica"
     assert got_first, "both replicas take a share"
@@ -119,7 +150,7 @@ async def test_mosquitto_publishes_the_last_will_of_a_vanished_machine(
         await machine.__aenter__()
         await machine.publish("vend/v1/m4/status", b"online", qos=1, retain=True)
         machine._client._sock_close()  # type: ignore[attr-defined]  # vanish without DISCONNECT
-        got = await receive(cloud, 3.0)
+        got = await receive_until(cloud, seen("vend/v1/m4/status", b"offline"))
     assert ("vend/v1/m4/status", b"online") in got
     assert got[-1] == ("vend/v1/m4/status", b"offline")
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 import pytest
+from support.machine import LogLines, LogLinesHandler
 from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
 
 from vendgate.boardsim import DEFAULT_SLOTS
@@ -253,13 +255,16 @@ class Cloud:
         self.committed: dict[str, Message] = {}
         self._arrivals: asyncio.Queue[Message] = asyncio.Queue()
 
-    async def listen(self) -> None:
+    async def subscribe(self) -> None:
+        """Returns once the broker's SUBACK came: from then on nothing of the machine is missed."""
         for topic_filter in (
             f"{self.tree.prefix}/{self.machine_id}/evt/+",
             str(self.tree.status(self.machine_id)),
             str(self.tree.telemetry(self.machine_id)),
         ):
             await self.client.subscribe(topic_filter, qos=1)
+
+    async def listen(self) -> None:
         async for raw in self.client.messages:
             parsed = self.tree.parse(str(raw.topic))
             message = decode_for_topic(parsed, bytes(raw.payload))  # type: ignore[arg-type]
@@ -323,8 +328,8 @@ async def cloud_client(url: str, machine_id: str, **login: str) -> AsyncIterator
         **login,  # type: ignore[arg-type]
     ) as client:
         cloud = Cloud(client, machine_id)
+        await cloud.subscribe()  # aiomqtt queues what arrives until listen() iterates
         listener = asyncio.create_task(cloud.listen())
-        await asyncio.sleep(0.2)  # let the subscriptions land
         try:
             yield cloud
         finally:
@@ -395,6 +400,22 @@ async def wait_until(condition: Callable[[], bool], within_s: float = 10.0) -> N
     async with asyncio.timeout(within_s):
         while not condition():  # noqa: ASYNC110  # polling state owned by other tasks
             await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def agent_log() -> Iterator[LogLines]:
+    """What the agents in this process log on ``vendgate.edge``, DEBUG lines included."""
+    log = LogLines()
+    handler = LogLinesHandler(log)
+    logger = logging.getLogger("vendgate.edge")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield log
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from vendgate.edge._actions import (
     ApplySettings,
     BeginSession,
     CancelSession,
+    Log,
     Persist,
     Publish,
     SetWill,
@@ -402,6 +403,17 @@ def test_acked_events_are_never_resent(online: CoreHarness) -> None:
 
     assert online.published(online.feed(ResendDue())) == []
     assert online.published(online.feed(Connected()), "evt/ended") == []
+
+
+def test_each_resend_check_logs_what_it_resent(online: CoreHarness) -> None:
+    online.run_vend("v1")  # three events in the outbox, just sent
+    quiet = [a for a in online.feed(ResendDue()) if isinstance(a, Log)]
+    online.advance(3600)
+    due = [a for a in online.feed(ResendDue()) if isinstance(a, Log)]
+
+    checked = {"connected": True, "resent": 0, "outbox": 3}
+    assert quiet == [Log.debug("outbox.checked", **checked)]
+    assert due[-1] == Log.debug("outbox.checked", **{**checked, "resent": 3})
 
 
 # -- lifecycle --------------------------------------------------------------------------------

@@ -57,13 +57,6 @@ class FakeBoard:
                     got += os.read(self.master, 4096)
         return got
 
-    async def quiet(self, seconds: float = 0.15) -> bytes:
-        await asyncio.sleep(seconds)
-        try:
-            return os.read(self.master, 4096)
-        except BlockingIOError:
-            return b""
-
     def close(self) -> None:
         for fd in (self.master, self.slave):
             with contextlib.suppress(OSError):
@@ -101,8 +94,8 @@ async def test_replies_come_through_garbage_and_after_a_lost_byte(
     assert reply_frame(mdb.JustReset()) in await board.read(reply_frame(mdb.JustReset()))
     damaged = frame(mdb.Reset())
     board.write(damaged[:4] + damaged[5:])  # a byte lost on the wire: no answer at all
-    assert await board.quiet() == b""
     board.write(frame(mdb.Reset()))  # the VMC repeats
+    # Replies go out in order, so an answer to the damaged frame would be read before this one.
     assert await board.read(reply_frame(mdb.Ack())) == reply_frame(mdb.Ack())
     assert await next_events(cashless, 2) == [LinkRestored(), BoardReset()]
 

@@ -8,7 +8,6 @@ one broker can show is in test_edge_agent_amqtt.py and test_edge_agent_mosquitto
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -20,19 +19,18 @@ from vendgate.protocol.mqtt import (
     Ended,
     EndReason,
     Started,
-    Status,
-    Telemetry,
 )
 
 if TYPE_CHECKING:
     from conftest import EdgeScene, MqttBroker
+    from support.machine import LogLines
 
 AuthorizedNow = Callable[..., Authorized]
 Waiter = Callable[..., Awaitable[None]]
 
 
 async def test_a_vend_reaches_the_cloud_and_stops_after_the_ack(
-    scene: EdgeScene, authorized_now: AuthorizedNow, waiter: Waiter
+    scene: EdgeScene, authorized_now: AuthorizedNow, agent_log: LogLines
 ) -> None:
     reader = scene.reader()
     async with scene.cloud() as cloud, scene.agent(reader):
@@ -55,10 +53,14 @@ async def test_a_vend_reaches_the_cloud_and_stops_after_the_ack(
         assert started.seq < dispensed.seq < ended.seq
 
         await cloud.ack(started, dispensed, ended)
-        await waiter(lambda: not SqliteStore(scene.config.outbox_path).load().pending)
-        count = len(cloud.received)
-        await asyncio.sleep(1.5)  # three resend intervals
-        assert [m for m in cloud.received[count:] if not isinstance(m, Status | Telemetry)] == []
+        acked = await agent_log.wait_for("event=outbox.acked", "acked=3", "outbox=0")
+        assert not SqliteStore(scene.config.outbox_path).load().pending
+        await agent_log.wait_for("event=outbox.checked", "connected=true", after=acked, count=3)
+        checks = [agent_log.lines[i] for i in agent_log.matches("event=outbox.", after=acked)]
+
+    # three resend-timer checks (three intervals) since the ack, and none re-sent anything
+    assert len(checks) >= 3
+    assert all("event=outbox.checked" in line and "resent=0" in line for line in checks), checks
 
 
 async def test_events_written_offline_arrive_after_the_broker_returns(

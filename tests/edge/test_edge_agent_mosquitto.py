@@ -8,7 +8,6 @@ vend) are in test_edge_agent_brokers.py.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -25,6 +24,7 @@ from vendgate.protocol.mqtt import Authorized, Started, Status, StatusState
 
 if TYPE_CHECKING:
     from conftest import Cloud, EdgeScene, FakeCashless, MqttBroker
+    from support.machine import LogLines
 
 CloudFor = Callable[..., AbstractAsyncContextManager["Cloud"]]
 CLOUD_LOGIN = {"username": CLOUD_USER, "password": CLOUD_PASSWORD}
@@ -41,22 +41,20 @@ async def test_a_wrong_password_is_retried_without_crashing(
     tmp_path: Path,
     edge_config: Callable[..., EdgeConfig],
     fake_cashless: type[FakeCashless],
-    caplog: pytest.LogCaptureFixture,
+    agent_log: LogLines,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="vendgate.edge")
     config = edge_config(mosquitto.url, tmp_path, "m3", mqtt_password="wrong")
     agent = EdgeAgent(config, device=fake_cashless(), store=SqliteStore(config.outbox_path))
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
 
-    await asyncio.sleep(1.5)
+    await agent_log.wait_for("event=mqtt.connect_failed", "machine_id=m3", count=3)  # it retries
     assert not agent.link.connected
     assert not task.done()
     stop.set()
     await asyncio.wait_for(task, 10)
 
-    failures = [r.getMessage() for r in caplog.records if "mqtt.connect_failed" in r.getMessage()]
-    assert len(failures) >= 2  # it kept trying
+    assert agent_log.matches("event=mqtt.connected") == []
 
 
 async def test_a_command_sent_while_the_machine_was_offline_is_delivered_on_return(

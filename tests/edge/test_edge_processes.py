@@ -3,7 +3,8 @@ keypad over TCP), ``vendgate edge`` on that pty, a broker, and the test as the c
 plain MQTT client. Each runs on the amqtt tier and on the mosquitto tier.
 
 1. A vend: ``authorized`` -> the customer selects -> ``started``, ``dispensed`` (item and price
-   right) and ``ended`` arrive; after the cloud's ``ack`` nothing more does.
+   right) and ``ended`` arrive; after the cloud's ``ack`` the agent's next three resend checks
+   re-send nothing (its ``event=outbox.checked`` lines on stderr, at ``--log-level DEBUG``).
 2. The agent is killed (``os._exit(137)``, by the ``faults`` of the test-only entry point
    ``tests/support/crashing.py`` running ``vendgate edge``) after the item dropped and the
    ``dispensed`` event was committed, before it was published; the restarted agent delivers it,
@@ -15,16 +16,15 @@ plain MQTT client. Each runs on the amqtt tier and on the mosquitto tier.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from support.crashing import COMMAND as CRASHING
 from support.crashing import EXIT_STATUS
+from support.machine import BoardProcess, LogLines, board_process, edge_env, start_edge, stop
 from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
 
 from vendgate.broker import EmbeddedBroker
@@ -36,8 +36,6 @@ from vendgate.protocol.mqtt import (
     EndReason,
     Hello,
     Started,
-    Status,
-    Telemetry,
 )
 
 if TYPE_CHECKING:
@@ -47,70 +45,7 @@ pytestmark = pytest.mark.pty
 
 CloudFor = Callable[..., AbstractAsyncContextManager["Cloud"]]
 M = TypeVar("M", Started, Ended)
-VENDGATE = (sys.executable, "-m", "vendgate")
 COLA_PRICE = Money(2500, "NOK")  # selection 1 of the simulator's default planogram: item 1
-
-
-class Board:
-    """A ``vendgate board-sim`` process and its keypad connection."""
-
-    def __init__(self, process: asyncio.subprocess.Process, pty: str) -> None:
-        self.process = process
-        self.pty = pty
-        self._keypad: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def connect_keypad(self, address: str) -> None:
-        host, port = address.rsplit(":", 1)
-        self._keypad = await asyncio.open_connection(host, int(port))
-
-    async def press(self, line: str) -> str:
-        assert self._keypad is not None
-        reader, writer = self._keypad
-        writer.write(line.encode() + b"\n")
-        await writer.drain()
-        return (await reader.readline()).decode().strip()
-
-    async def wait_status(self, fragment: str, within_s: float = 15) -> None:
-        async with asyncio.timeout(within_s):
-            while fragment not in await self.press("status"):  # noqa: ASYNC110  # another process
-                await asyncio.sleep(0.05)
-
-    async def close_keypad(self) -> None:
-        if self._keypad is not None:
-            self._keypad[1].close()
-            await self._keypad[1].wait_closed()
-            self._keypad = None
-
-    async def buy(self, selection: int) -> None:
-        """The customer sees the credit, then presses ``selection``."""
-        await self.wait_status("credit=")
-        answer = await self.press(f"select {selection}")
-        assert answer.startswith("ok"), answer
-
-
-@asynccontextmanager
-async def board_process(*flags: str) -> AsyncIterator[Board]:
-    process = await asyncio.create_subprocess_exec(
-        *VENDGATE, "board-sim", "--control", "127.0.0.1:0", "--poll-interval", "0.05",
-        "--dispense-time", "0.2", *flags, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        async with asyncio.timeout(15):
-            pty = (await process.stdout.readline()).decode().strip()
-            control = (await process.stdout.readline()).decode().split()[-1]
-        board = Board(process, pty)
-        await board.connect_keypad(control)
-        try:
-            yield board
-        finally:
-            await board.close_keypad()
-    finally:
-        await stop(process)
-
-
-async def start_agent(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(*VENDGATE, "edge", env=env)
 
 
 async def start_crashing_agent(
@@ -123,16 +58,6 @@ async def start_crashing_agent(
         )
 
 
-async def stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
 class Tier:
     def __init__(
         self, url: str, machine_id: str, password: str, cloud_login: dict[str, str]
@@ -140,17 +65,10 @@ class Tier:
         self.url, self.machine_id, self.password = url, machine_id, password
         self.cloud_login = cloud_login
 
-    def agent_env(self, pty: str, data_dir: Path, **extra: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            "VENDGATE_MACHINE_ID": self.machine_id,
-            "VENDGATE_MQTT_URL": self.url,
-            "VENDGATE_MQTT_PASSWORD": self.password,
-            "VENDGATE_SERIAL": pty,
-            "VENDGATE_DATA_DIR": str(data_dir),
-            "VENDGATE_RESEND_INTERVAL_S": "0.5",
-            **extra,
-        }
+    def agent_env(self, pty: str, data_dir: Path) -> dict[str, str]:
+        return edge_env(
+            self.url, self.machine_id, self.password, pty, data_dir, resend_interval_s="0.5"
+        )
 
 
 @pytest.fixture
@@ -164,7 +82,7 @@ def mosquitto_tier(mosquitto: Mosquitto) -> Tier:
     return Tier(mosquitto.url, "m7", machine_password("m7"), cloud_login)
 
 
-async def ready(cloud: Cloud, board: Board) -> None:
+async def ready(cloud: Cloud, board: BoardProcess) -> None:
     """The agent is subscribed (its hello follows) and the board has enabled its reader."""
     await cloud.next(Hello, within_s=15)
     await board.wait_status("reader=ready")
@@ -180,7 +98,8 @@ async def vend_and_ack(
         board_process() as board,
         cloud_for(tier.url, tier.machine_id, **tier.cloud_login) as cloud,
     ):
-        agent = await start_agent(tier.agent_env(board.pty, tmp_path))
+        log = LogLines()
+        agent = await start_edge(tier.agent_env(board.pty, tmp_path), log)
         try:
             await ready(cloud, board)
             await cloud.send_planogram()
@@ -190,18 +109,20 @@ async def vend_and_ack(
             dispensed = await cloud.next(Dispensed)
             ended = await cloud.next(Ended)
             await cloud.ack(started, dispensed, ended)
-            await asyncio.sleep(0.3)  # the ack reaches the agent
-            count = len(cloud.received)
-            await asyncio.sleep(1.5)  # three resend intervals
-            later = [m for m in cloud.received[count:] if not isinstance(m, Status | Telemetry)]
+            acked = await log.wait_for("event=outbox.acked", "acked=3", "outbox=0")
+            await log.wait_for("event=outbox.checked", "connected=true", after=acked, count=3)
+            checks = [log.lines[i] for i in log.matches("event=outbox.", after=acked)]
             await board.wait_status("last_vend=slot:1,item:1,success")
         finally:
             await stop(agent)
+            await log.closed()
 
     assert (started.vend_id, started.funds) == ("v1", Money(3000, "NOK"))
     assert (dispensed.item, dispensed.price, dispensed.success) == (1, COLA_PRICE, True)
     assert (ended.reason, ended.total) == (EndReason.COMPLETED, COLA_PRICE)
-    assert later == []
+    # three resend-timer checks (three intervals) since the ack, and none re-sent anything
+    assert len(checks) >= 3
+    assert all("event=outbox.checked" in line and "resent=0" in line for line in checks), checks
     assert agent.returncode == 0
 
 
@@ -248,7 +169,7 @@ async def killed_after_the_drop(
             await board.wait_status("last_vend=slot:1,item:1,success")  # the item dropped
             assert not any(isinstance(m, Dispensed) for m in cloud.received)
 
-            second = await start_agent(tier.agent_env(board.pty, tmp_path))
+            second = await start_edge(tier.agent_env(board.pty, tmp_path))
             ended = await cloud.next(Ended, within_s=20)
             await cloud.next(Started)  # re-sent after the restart too, same id
         finally:
@@ -307,7 +228,7 @@ async def test_the_planogram_price_is_charged_whatever_the_board_asks_on_amqtt(
         board_process(*flags) as board,
         cloud_for(tier.url, tier.machine_id, **tier.cloud_login) as cloud,
     ):
-        agent = await start_agent(tier.agent_env(board.pty, tmp_path))
+        agent = await start_edge(tier.agent_env(board.pty, tmp_path))
         try:
             await ready(cloud, board)
             await cloud.send_planogram({1: 2500})

@@ -2,12 +2,14 @@
 TCP) and ``vendgate edge`` on that pty, for tests that put the real cloud in front of them.
 
 ``board_process()`` yields a ``BoardProcess`` (press keys, read its status line); ``start_edge``
-starts the agent with the environment a machine's systemd unit would give it.
+starts the agent with the environment a machine's systemd unit would give it, and with
+``log=LogLines()`` at DEBUG with its stderr followed, so a test can wait for what it logs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -45,6 +47,12 @@ class BoardProcess:
                     return line
                 await asyncio.sleep(0.05)  # polling another process's state, not a wait for time
 
+    async def buy(self, selection: int) -> None:
+        """The customer sees the credit, then presses ``selection``."""
+        await self.wait_status("credit=")
+        answer = await self.press(f"select {selection}")
+        assert answer.startswith("ok"), answer
+
     async def close_keypad(self) -> None:
         if self._keypad is not None:
             self._keypad[1].close()
@@ -53,11 +61,12 @@ class BoardProcess:
 
 
 @asynccontextmanager
-async def board_process() -> AsyncIterator[BoardProcess]:
-    """The built-in planogram (slot 1 Cola 25.00 ... slot 5 Sandwich 35.00), fast polls."""
+async def board_process(*flags: str) -> AsyncIterator[BoardProcess]:
+    """Fast polls; the built-in planogram (slot 1 Cola 25.00 ... slot 5 Sandwich 35.00) unless
+    ``flags`` (more ``board-sim`` flags, e.g. ``--slot``) say otherwise."""
     process = await asyncio.create_subprocess_exec(
         *VENDGATE, "board-sim", "--control", "127.0.0.1:0", "--poll-interval", "0.05",
-        "--dispense-time", "0.2", stdout=asyncio.subprocess.PIPE,
+        "--dispense-time", "0.2", *flags, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
     try:
@@ -89,8 +98,73 @@ def edge_env(
     }
 
 
-async def start_edge(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(*VENDGATE, "edge", env=env)
+class LogLines:
+    """Log lines as they come (a process's stderr, or a ``logging`` handler), to wait on."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._follower: asyncio.Task[None] | None = None
+
+    def matches(self, *fragments: str, after: int = -1) -> list[int]:
+        """Indexes of the lines after line ``after`` (all by default) holding every fragment."""
+        found = enumerate(self.lines[after + 1 :], start=after + 1)
+        return [i for i, line in found if all(fragment in line for fragment in fragments)]
+
+    async def wait_for(
+        self, *fragments: str, after: int = -1, count: int = 1, within_s: float = 20
+    ) -> int:
+        """Until ``count`` lines after line ``after`` hold every fragment; the last one's index."""
+        try:
+            async with asyncio.timeout(within_s):
+                # polling: the lines come from another task, a thread or a process
+                while len(found := self.matches(*fragments, after=after)) < count:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            seen = len(self.matches(*fragments, after=after))
+            wanted = f"{count} lines with {fragments} after line {after}"
+            raise AssertionError(f"{wanted}: {seen} in {within_s} s") from None
+        return found[count - 1]
+
+    def follow(self, stream: asyncio.StreamReader) -> None:
+        """Read ``stream`` to its end in the background (also echoed to our stderr)."""
+
+        async def read() -> None:
+            while line := await stream.readline():
+                text = line.decode(errors="replace").rstrip("\n")
+                self.lines.append(text)
+                print(text, file=sys.stderr)
+
+        self._follower = asyncio.create_task(read())
+
+    async def closed(self) -> None:
+        """The followed stream has ended (its process exited)."""
+        if self._follower is not None:
+            await asyncio.wait_for(self._follower, 10)
+
+
+class LogLinesHandler(logging.Handler):
+    """Puts each record's message into ``log``: this process's own logger, waited on alike."""
+
+    def __init__(self, log: LogLines) -> None:
+        super().__init__(logging.DEBUG)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.log.lines.append(record.getMessage())
+
+
+async def start_edge(
+    env: dict[str, str], log: LogLines | None = None
+) -> asyncio.subprocess.Process:
+    """``vendgate edge``; with ``log``, at DEBUG and its stderr followed into ``log``."""
+    if log is None:
+        return await asyncio.create_subprocess_exec(*VENDGATE, "edge", env=env)
+    process = await asyncio.create_subprocess_exec(
+        *VENDGATE, "--log-level", "DEBUG", "edge", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None
+    log.follow(process.stderr)
+    return process
 
 
 async def stop(process: asyncio.subprocess.Process) -> None:
