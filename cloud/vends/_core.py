@@ -147,9 +147,14 @@ class PaymentRefused:
 
 @dataclass(frozen=True)
 class PaymentRead:
-    """A poll's answer. A webhook never carries this: it only makes the read due."""
+    """A poll's answer. A webhook never carries this: it only makes the read due.
+
+    ``due_when_asked`` is the session's ``next_poll_at`` when the read was made: a later one
+    means a webhook hinted while the read was under way, and its "look now" must stand.
+    """
 
     facts: PaymentFacts
+    due_when_asked: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -353,7 +358,7 @@ def decide(snapshot: Snapshot, event: Input, now: datetime, timing: TimingSettin
         case PaymentRefused():
             rules.refused(event)
         case PaymentRead():
-            rules.read(event.facts)
+            rules.read(event.facts, event.due_when_asked)
         case PaymentHinted():
             rules.hinted(event)
         case EdgeStarted():
@@ -472,7 +477,7 @@ class _Rules:
         self.d.set(outcome=f"payment_{vipps_state.lower()}", due_at=None)
         return True
 
-    def read(self, facts: PaymentFacts) -> None:
+    def read(self, facts: PaymentFacts, due_when_asked: datetime | None = None) -> None:
         """A poll result: unlock, close, or look again in ``poll_interval`` seconds."""
         if self.s.state is not VendState.AWAITING_APPROVAL:
             return
@@ -487,8 +492,13 @@ class _Rules:
         else:
             moved = False
         if not moved:
-            poll = self.now + timedelta(seconds=self.timing.poll_interval)
-            self.d.set(payment_state=facts.state, next_poll_at=poll)
+            due = self.s.next_poll_at
+            hinted_meanwhile = (
+                due_when_asked is not None and due is not None and due > due_when_asked
+            )
+            if not hinted_meanwhile:
+                due = self.now + timedelta(seconds=self.timing.poll_interval)
+            self.d.set(payment_state=facts.state, next_poll_at=due)
             self._schedule()
         self.d.set(payment_updated_at=self.now)
 

@@ -138,7 +138,8 @@ class VippsExecutor:
             case VippsOp.CREATE:
                 return await self._create(self.vipps, snapshot, call)
             case VippsOp.POLL:
-                return PaymentRead(facts_of(await epayment.get_payment(reference)))
+                facts = facts_of(await epayment.get_payment(reference))
+                return PaymentRead(facts, snapshot.next_poll_at)
             case VippsOp.VERIFY:
                 return VerifyRead(facts_of(await epayment.get_payment(reference)))
             case VippsOp.CAPTURE:

@@ -432,3 +432,35 @@ def test_a_poll_answered_after_the_approval_window_unlocks_nothing() -> None:
     assert (m.snapshot.state, m.snapshot.outcome) == (VendState.CLOSED, "abandoned")
     assert (m.vipps.captured, m.vipps.cancelled) == (0, RESERVED)
     assert "alert:late_approval" in {effect_name(e) for e in m.effects}
+
+
+def test_a_webhook_hint_during_a_poll_is_not_overwritten_by_its_answer() -> None:
+    """The poll asks (CREATED), the customer approves and the webhook hints "read now", then
+    the stale answer arrives: the read stays due now instead of waiting a poll interval."""
+    asked = T0 + timedelta(seconds=5)
+    waiting = Snapshot(
+        id=VEND,
+        machine_id="m1",
+        currency="NOK",
+        state=VendState.AWAITING_APPROVAL,
+        reserved=RESERVED,
+        created_at=T0,
+        updated_at=T0,
+        due_at=asked,
+        next_poll_at=asked,
+        pricing=Pricing(PriceMode.PLANOGRAM, PLANOGRAM),
+        names={},
+        machine_vat=2500,
+    )
+    hinted_at = asked + timedelta(seconds=1)
+    hinted = decide(waiting, PaymentHinted("AUTHORIZED", RESERVED, "NOK"), hinted_at, TIMING)
+    assert hinted.snapshot.next_poll_at == hinted_at
+    created = PaymentFacts("CREATED", nok(0), nok(0), nok(0))
+    answered_at = hinted_at + timedelta(seconds=1)
+    stale = decide(hinted.snapshot, PaymentRead(created, asked), answered_at, TIMING)
+    assert stale.snapshot.next_poll_at == hinted_at  # still due: the hint stands
+    assert stale.snapshot.due_at is not None
+    assert stale.snapshot.due_at <= answered_at
+    # Without a hint in between, the next read waits its interval as before.
+    plain = decide(waiting, PaymentRead(created, asked), answered_at, TIMING)
+    assert plain.snapshot.next_poll_at == answered_at + timedelta(seconds=TIMING.poll_interval)
