@@ -34,7 +34,6 @@ from vendgate.edge._actions import (
     Publish,
     SetWill,
 )
-from vendgate.edge._backoff import reconnect_delay
 from vendgate.edge._config import EdgeConfig
 from vendgate.edge._core import AgentCore
 from vendgate.edge._device import CashlessDevice, board_of, to_input
@@ -57,6 +56,7 @@ from vendgate.edge._mqtt import LinkCallbacks, MqttLink
 from vendgate.edge._outbox import SqliteStore, Store
 from vendgate.edge._settings import Settings
 from vendgate.edge.cashless import CashlessConfig, MdbError, ReaderEvent, SerialCashless
+from vendgate.protocol import reconnect_delay
 from vendgate.protocol.mqtt import WIRE_VERSION, ContractError, ParsedTopic, TopicKind
 
 __all__ = ["Clock", "EdgeAgent", "SystemClock"]

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
-from vendgate.edge._backoff import reconnect_delay
 from vendgate.edge._config import MqttUrl
 from vendgate.edge._logs import format_line
+from vendgate.protocol import reconnect_delay
 
 if TYPE_CHECKING:
     from paho.mqtt.client import Client as PahoClient

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from typing import NamedTuple
 import aiomqtt
 
 from vendgate.cloud.settings import MqttSettings
+from vendgate.protocol import reconnect_delay
 from vendgate.protocol.mqtt import CloudPresence, StatusState, Topic, TopicFilter
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,6 @@ OnConnect = Callable[[], None]
 
 class NotConnected(ConnectionError):
     """A publish was asked for while the link is down; the caller retries later."""
-
-
-def reconnect_delay(attempt: int, first: float, cap: float) -> float:
-    """Seconds before reconnect ``attempt`` (0 for the first): capped doubling, equal jitter,
-    so replicas that lost the broker together do not come back in lockstep."""
-    ceiling = min(cap, first * float(1 << min(max(attempt, 0), 32)))
-    return ceiling / 2 + random.random() * ceiling / 2
 
 
 class MqttLink:
@@ -107,8 +100,9 @@ class MqttLink:
                 self._client = None
                 self.connected.clear()
             attempt = 0 if self.connects > connects else attempt + 1
+            # Replicas that lost the broker together must not come back in lockstep.
             delay = reconnect_delay(
-                attempt, self.settings.reconnect_min, self.settings.reconnect_delay
+                attempt, base=self.settings.reconnect_min, cap=self.settings.reconnect_delay
             )
             log.info("MQTT reconnecting in %.2fs", delay)
             await asyncio.sleep(delay)

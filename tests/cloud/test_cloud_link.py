@@ -20,9 +20,8 @@ from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_pas
 from vendgate.cloud.clock import system_clock
 from vendgate.cloud.machines import Pings
 from vendgate.cloud.mqtt import MqttLink
-from vendgate.cloud.mqtt._link import reconnect_delay
 from vendgate.cloud.settings import CloudSettings, MqttSettings
-from vendgate.protocol import Money
+from vendgate.protocol import Money, reconnect_delay
 from vendgate.protocol.mqtt import (
     CloudPresence,
     Ping,
@@ -163,7 +162,7 @@ def test_the_ping_bound_comes_from_the_environment() -> None:
 def test_reconnects_start_fast_and_stay_under_the_cap(attempt: int) -> None:
     ceiling = min(2.0, 0.1 * 2**attempt)
     for _ in range(20):
-        assert ceiling / 2 <= reconnect_delay(attempt, 0.1, 2.0) <= ceiling
+        assert ceiling / 2 <= reconnect_delay(attempt, base=0.1, cap=2.0) <= ceiling
 
 
 class LoopbackLink:

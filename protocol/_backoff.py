@@ -1,5 +1,8 @@
 """How long to wait before the next reconnect: capped exponential backoff with jitter.
 
+One policy for every program that reconnects (the edge agent to its broker, each cloud replica
+to its broker), so a fleet and its cloud come back the same way after a broker restart.
+
 A fleet that lost its broker must not come back in lockstep: each delay is drawn between half
 and all of ``min(cap, base * 2**attempt)`` ("equal jitter"), so it never collapses to zero either.
 """
