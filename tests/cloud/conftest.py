@@ -1,13 +1,17 @@
 """Fixtures for the Vipps client and simulator tests: a fake clock, no real sleeping, and a
-client wired to the simulator in process (``httpx.ASGITransport``)."""
+client wired to the simulator in process (``httpx.ASGITransport``); and the purchase-flow
+tiers (``tier``, ``fresh_postgres``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from flow_tiers import Tier, tier_for
 from litestar import Litestar
+from support.postgres import create_database, drop_database
 from vipps_support import SIM_BASE_URL, FakeClock, WebhookReceiver
 
 from vendgate.cloud.vipps import RetryPolicy, VippsClient, VippsSettings
@@ -61,3 +65,19 @@ async def sim_http(sim_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def vipps(sim_http: httpx.AsyncClient, clock: FakeClock, retry: RetryPolicy) -> VippsClient:
     return VippsClient(VippsSettings(base_url=SIM_BASE_URL), sim_http, clock=clock, retry=retry)
+
+
+# -- the purchase-flow tiers (flow_tiers.py) ---------------------------------------------------
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url: str) -> Iterator[str]:
+    """A database of its own for each test (the session one is shared by everyone)."""
+    name, url = create_database()
+    yield url
+    drop_database(name)
+
+
+@pytest.fixture
+def tier(request: pytest.FixtureRequest, tmp_path: Path) -> Tier:
+    return tier_for(request, tmp_path)

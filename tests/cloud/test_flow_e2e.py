@@ -9,9 +9,7 @@ approves in the Vipps simulator; every money assertion reads the simulator's led
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from flow_support import (
@@ -20,7 +18,6 @@ from flow_support import (
     MAX_PRICE,
     Cloud,
     EdgeScript,
-    FakeEdge,
     cloud_settings,
     eventually,
     ledger,
@@ -31,62 +28,14 @@ from flow_support import (
     scan,
     scan_and_approve,
     seed_machine,
-    sqlite_url,
     vends_of,
     wait_for_state,
 )
-from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
-from support.postgres import create_database, drop_database
+from flow_tiers import TIERS, Tier
+from support.mosquitto import Mosquitto
 
-from vendgate.cloud.settings import MqttSettings
 from vendgate.protocol import Money
 from vendgate.protocol.mqtt import DispensedItem, EndReason
-
-TIERS = [
-    pytest.param("embedded", marks=pytest.mark.amqtt, id="amqtt-sqlite"),
-    pytest.param(
-        "production", marks=[pytest.mark.mosquitto, pytest.mark.postgres], id="mosquitto-postgres"
-    ),
-]
-
-
-@dataclass
-class Tier:
-    database_url: str
-    mqtt: MqttSettings
-    broker_port: int
-    machine_passwords: bool
-
-    def edge(self, machine_id: str, script: EdgeScript) -> FakeEdge:
-        password = machine_password(machine_id) if self.machine_passwords else None
-        return FakeEdge("127.0.0.1", self.broker_port, machine_id, password, script)
-
-
-@pytest.fixture
-def fresh_postgres(postgres_url: str) -> Iterator[str]:
-    """A database of its own for each test (the session one is shared by everyone)."""
-    name, url = create_database()
-    yield url
-    drop_database(name)
-
-
-@pytest.fixture
-def tier(request: pytest.FixtureRequest, tmp_path: Path) -> Tier:
-    if request.param == "embedded":
-        broker = request.getfixturevalue("amqtt_broker")
-        mqtt = MqttSettings(host="127.0.0.1", port=broker.port, reconnect_delay=0.2)
-        return Tier(sqlite_url(tmp_path), mqtt, broker.port, machine_passwords=False)
-    mosquitto: Mosquitto = request.getfixturevalue("mosquitto")
-    database_url = request.getfixturevalue("fresh_postgres")
-    mqtt = MqttSettings(
-        host="127.0.0.1",
-        port=mosquitto.port,
-        username=CLOUD_USER,
-        password=CLOUD_PASSWORD,
-        shared_subscriptions=True,
-        reconnect_delay=0.2,
-    )
-    return Tier(database_url, mqtt, mosquitto.port, machine_passwords=True)
 
 
 @pytest.fixture

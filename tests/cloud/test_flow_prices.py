@@ -7,9 +7,7 @@ read back from the Vipps simulator's ledger and receipts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -28,65 +26,19 @@ from flow_support import (
     running_cloud,
     scan_and_approve,
     seed_machine,
-    sqlite_url,
     wait_for_state,
 )
+from flow_tiers import TIERS, Tier
 from sqlmodel import col, select
-from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
-from support.postgres import create_database, drop_database
 
 from vendgate.cloud.alerts import AlertKind, alerts_of
 from vendgate.cloud.db import Alert, VendStep, transaction
-from vendgate.cloud.settings import MqttSettings
 from vendgate.protocol import Money
 from vendgate.protocol.mqtt import Config, DispensedItem
 
-TIERS = [
-    pytest.param("embedded", marks=pytest.mark.amqtt, id="amqtt-sqlite"),
-    pytest.param(
-        "production", marks=[pytest.mark.mosquitto, pytest.mark.postgres], id="mosquitto-postgres"
-    ),
-]
 NOK = "NOK"
 WIRE_PLANOGRAM = [{"item": slot.item, "price": slot.price} for slot in PLANOGRAM]
 UNLISTED = 13  # an item the planogram does not list
-
-
-@dataclass
-class Tier:
-    database_url: str
-    mqtt: MqttSettings
-    broker_port: int
-    machine_passwords: bool
-
-    def edge(self, script: EdgeScript) -> FakeEdge:
-        password = machine_password("m1") if self.machine_passwords else None
-        return FakeEdge("127.0.0.1", self.broker_port, "m1", password, script)
-
-
-@pytest.fixture
-def fresh_postgres(postgres_url: str) -> Iterator[str]:
-    name, url = create_database()
-    yield url
-    drop_database(name)
-
-
-@pytest.fixture
-def tier(request: pytest.FixtureRequest, tmp_path: Path) -> Tier:
-    if request.param == "embedded":
-        broker = request.getfixturevalue("amqtt_broker")
-        mqtt = MqttSettings(host="127.0.0.1", port=broker.port, reconnect_delay=0.2)
-        return Tier(sqlite_url(tmp_path), mqtt, broker.port, machine_passwords=False)
-    mosquitto: Mosquitto = request.getfixturevalue("mosquitto")
-    mqtt = MqttSettings(
-        host="127.0.0.1",
-        port=mosquitto.port,
-        username=CLOUD_USER,
-        password=CLOUD_PASSWORD,
-        shared_subscriptions=True,
-        reconnect_delay=0.2,
-    )
-    return Tier(request.getfixturevalue("fresh_postgres"), mqtt, mosquitto.port, True)
 
 
 @pytest.fixture
@@ -102,7 +54,7 @@ def line(item: int, price: int, vmc_price: int | None = None, success: bool = Tr
 
 async def purchase(cloud: Cloud, tier: Tier, *attempts: DispensedItem) -> tuple[str, FakeEdge]:
     """The machine comes online, a customer pays and the edge reports ``attempts``."""
-    async with tier.edge(EdgeScript(attempts)).online() as edge:
+    async with tier.edge("m1", EdgeScript(attempts)).online() as edge:
         await eventually(lambda: _online(cloud), what="machine m1 online (its retained status)")
         vend = await scan_and_approve(cloud, "m1")
         await wait_for_state(cloud.ctx, vend.id, "closed")
@@ -191,7 +143,7 @@ async def test_the_planogram_goes_to_the_machine_on_hello_and_on_every_change(
     await seed_machine(cloud.ctx, "m1")
     hello = {"planogram": WIRE_PLANOGRAM, "price_mode": "planogram"}
     changed = {"planogram": [{"item": COLA.item, "price": COLA.price}], "price_mode": "vmc"}
-    async with tier.edge(EdgeScript()).online() as edge:
+    async with tier.edge("m1", EdgeScript()).online() as edge:
 
         def received(settings: dict[str, Any]) -> Callable[[], Awaitable[bool]]:
             async def check() -> bool:
