@@ -26,7 +26,6 @@ import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_edge import broker, cpu_seconds  # the same broker and /proc readings
+from bench_edge import agent, broker, cpu_seconds  # the same broker, agent and /proc readings
 from litestar import Litestar
 
 from vendgate.boardsim import BoardSim, VmcConfig
@@ -102,28 +101,6 @@ async def cloud(settings: CloudSettings) -> AsyncIterator[tuple[Litestar, VippsS
         await webhooks.aclose()
 
 
-@asynccontextmanager
-async def agent(url: str, serial: str) -> AsyncIterator[int]:
-    """``vendgate edge`` in its own process; yields its pid."""
-    data_dir = tempfile.mkdtemp(prefix="bench-scan-edge-")
-    env = {
-        **os.environ,
-        "VENDGATE_MACHINE_ID": MACHINE,
-        "VENDGATE_MQTT_URL": url,
-        "VENDGATE_SERIAL": serial,
-        "VENDGATE_DATA_DIR": data_dir,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vendgate", "--log-level", "WARNING", "edge", env=env
-    )
-    try:
-        yield process.pid
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 15)
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
 async def until(condition: Callable[[], Awaitable[bool]], what: str, limit: float = 30.0) -> None:
     deadline = time.monotonic() + limit
     while not await condition():
@@ -173,7 +150,7 @@ async def measure(url: str, runs: int) -> None:
         async with (
             cloud(settings) as (app, sim),
             BoardSim(config=VmcConfig(poll_interval_s=0.2)) as board,
-            agent(url, board.device_path) as pid,
+            agent(url, MACHINE, board.device_path) as pid,
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as http,
         ):
             ctx: CloudContext = app.state.ctx
