@@ -21,7 +21,11 @@ def font_bytes(bold: bool) -> bytes:
 
 @lru_cache(maxsize=64)
 def pil_font(bold: bool, size_px: float) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(io.BytesIO(font_bytes(bold)), size=size_px)
+    # Basic layout even where libraqm is installed: the same widths, so the same wrapping,
+    # on every machine.
+    return ImageFont.truetype(
+        io.BytesIO(font_bytes(bold)), size=size_px, layout_engine=ImageFont.Layout.BASIC
+    )
 
 
 def text_width(text: str, *, bold: bool, size: float) -> float:

@@ -287,8 +287,11 @@ def test_a_sheet_qr_code_decodes_even_from_a_low_resolution_print() -> None:
     assert [code.text for code in decode(page)] == [f"{URL}?n=0"]
 
 
-def test_the_same_stickers_give_the_same_pdf() -> None:
-    assert sheet(3)[1] == sheet(3)[1]
+def test_the_pdf_records_no_creation_time_so_the_same_stickers_give_the_same_bytes() -> None:
+    pdf = sheet(3)[1]
+
+    assert re.findall(rb"/CreationDate \(D:(\d{4})", pdf) == [b"2000"]  # reportlab's invariant
+    assert pdf == sheet(3)[1]
 
 
 @pytest.mark.parametrize(
