@@ -127,19 +127,19 @@ class AgentLife(RuleBasedStateMachine):
         self._feed(CommandArrived(name, payload, Board()))
 
     @rule(funds=PRICES)
-    def session_opened(self, funds: int) -> None:
+    def session_funded(self, funds: int) -> None:
         self._feed(SessionFunded(funds))
 
     @rule(item=ITEMS, price=PRICES)
-    def vend_approved(self, item: int, price: int) -> None:
+    def item_approved(self, item: int, price: int) -> None:
         self._feed(ItemApproved(item, price))
 
     @rule(item=ITEMS, price=PRICES, success=st.booleans())
-    def vend_result(self, item: int, price: int, success: bool) -> None:
+    def item_result(self, item: int, price: int, success: bool) -> None:
         self._feed(ItemResult(item, price, success))
 
     @rule(reason=st.sampled_from(list(EndReason)))
-    def session_closed(self, reason: EndReason) -> None:
+    def session_ended(self, reason: EndReason) -> None:
         self._feed(SessionEnded(reason))
 
     @rule(vend_id=VEND_IDS, board=BOARDS)
