@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vendgate.edge import OPTIONS, ConfigError, EdgeConfig, MqttUrl
-from vendgate.edge._logs import format_line
+from vendgate.edge import OPTIONS, ConfigError, EdgeConfig, MqttUrl, format_line
 from vendgate.protocol import reconnect_delay
 
 REQUIRED = {"machine_id": "m1", "serial": "/dev/ttyUSB0"}
