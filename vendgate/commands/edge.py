@@ -28,7 +28,7 @@ example:
 
 
 def register(subparsers: Any) -> None:
-    from vendgate.edge._config import add_arguments
+    from vendgate.edge import add_arguments
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "edge",
