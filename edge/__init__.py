@@ -10,7 +10,9 @@ It drives the vend board's cashless reader (``vendgate.edge.cashless``), takes `
 - ``MqttLink`` (``_mqtt``): aiomqtt, as in the cloud; a fresh last will on every reconnect.
 - ``EdgeAgent`` (``_agent``): the wiring; ``build_agent(config)`` for a real machine. It reads
   time from a ``vendgate.protocol.Clock`` (``SystemClock`` unless a test passes another).
-- ``EdgeConfig`` (``_config``): flags (``add_arguments``) and ``VENDGATE_*`` variables.
+- ``EdgeConfig`` (``_config``): flags (``add_arguments``), ``VENDGATE_*`` variables and the
+  config file (``read_config_file``).
+- ``claim`` (``_claim``): ``vendgate edge claim``, a claim code traded for the broker login.
 - ``Faults`` (``_faults``): the fault-injection seam, ``no_faults`` by default; ``FAULT_POINTS``.
 - ``format_line`` / ``log_event`` (``_logs``): the agent's ``key=value`` log lines.
 
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vendgate.edge._agent import EdgeAgent, build_agent
+    from vendgate.edge._claim import ClaimError, claim, write_config_file
     from vendgate.edge._config import (
         OPTIONS,
         ConfigError,
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
         MqttUrl,
         Option,
         add_arguments,
+        read_config_file,
     )
     from vendgate.edge._device import CashlessDevice
     from vendgate.edge._faults import FAULT_POINTS, Faults, after_outbox_write, no_faults
@@ -41,6 +45,7 @@ __all__ = [
     "FAULT_POINTS",
     "OPTIONS",
     "CashlessDevice",
+    "ClaimError",
     "ConfigError",
     "EdgeAgent",
     "EdgeConfig",
@@ -55,15 +60,19 @@ __all__ = [
     "add_arguments",
     "after_outbox_write",
     "build_agent",
+    "claim",
     "format_line",
     "log_event",
     "no_faults",
+    "read_config_file",
+    "write_config_file",
 ]
 
 _HOMES = {
     "FAULT_POINTS": "_faults",
     "OPTIONS": "_config",
     "CashlessDevice": "_device",
+    "ClaimError": "_claim",
     "ConfigError": "_config",
     "EdgeAgent": "_agent",
     "EdgeConfig": "_config",
@@ -78,6 +87,9 @@ _HOMES = {
     "add_arguments": "_config",
     "after_outbox_write": "_faults",
     "build_agent": "_agent",
+    "claim": "_claim",
+    "read_config_file": "_config",
+    "write_config_file": "_claim",
     "format_line": "_logs",
     "log_event": "_logs",
     "no_faults": "_faults",

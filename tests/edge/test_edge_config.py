@@ -119,7 +119,7 @@ def test_a_missing_required_setting_names_flag_and_variable() -> None:
 
 
 def test_every_option_is_a_config_field() -> None:
-    fields = set(EdgeConfig.__dataclass_fields__) | {"mqtt_url", "mqtt_password"}
+    fields = set(EdgeConfig.__dataclass_fields__) | {"mqtt_url", "mqtt_password", "config"}
 
     assert {option.name for option in OPTIONS} <= fields
 
