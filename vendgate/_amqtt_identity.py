@@ -78,7 +78,7 @@ class IdentityCheckingBroker(Broker):  # type: ignore[misc]  # amqtt ships no ty
 
     def __init__(self, config: dict[str, Any], authenticate: Authenticate | None = None) -> None:
         super().__init__(config)
-        self._authenticate = authenticate
+        self._check_login = authenticate
 
     async def stream_connected(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
@@ -109,13 +109,13 @@ class IdentityCheckingBroker(Broker):  # type: ignore[misc]  # amqtt ships no ty
                 username,
             )
             return int(IDENTIFIER_REJECTED)
-        if self._authenticate is None:
+        if self._check_login is None:
             return None
         if username is None or connect.password is None:
             log.warning("refused client %r: no username and password", client_id)
             return int(NOT_AUTHORIZED)
         try:
-            allowed = await self._authenticate(username, connect.password)
+            allowed = await self._check_login(username, connect.password)
         except Exception:  # the login store is down: say so, do not let anyone in
             log.exception("refused %r: authenticate failed", username)
             return int(SERVER_UNAVAILABLE)

@@ -88,7 +88,7 @@ class DynsecAccounts:
         await self._stack.enter_async_context(client)
         try:
             granted = await client.subscribe(RESPONSE_TOPIC, qos=1)
-            if any(int(getattr(code, "value", code)) >= 0x80 for code in granted):
+            if any(_is_failure(code) for code in granted):
                 raise BrokerAccountError(
                     f"the broker refused {self.username!r} a subscription to {RESPONSE_TOPIC}: "
                     "that login lacks the cloud's role, or the dynamic-security plugin is off"
@@ -236,6 +236,11 @@ class DynsecAccounts:
         admin login for tools (each needs a username of its own)."""
         await self._ensure(validate_username(username), password, cloud_role(self.prefix))
         log.info("broker login %s with the cloud's role added or updated", username)
+
+
+def _is_failure(code: object) -> bool:
+    """A SUBACK code that refuses (paho's ReasonCode, or 0x80 as MQTT 3.1.1 sends it)."""
+    return bool(getattr(code, "is_failure", False)) or (isinstance(code, int) and code >= 0x80)
 
 
 def _check(commands: Sequence[Command], responses: Sequence[Response], tolerate: Set[str]) -> None:
