@@ -155,11 +155,19 @@ async def test_a_disabled_machine_is_dropped_at_once_and_refused_until_enabled(
     mosquitto: Mosquitto,
 ) -> None:
     port = mosquitto.port
-    async with client(port, "m1") as m1, mosquitto.accounts() as accounts:
+    will = aiomqtt.Will("vend/v1/m1/status", b"m1 offline", qos=1)
+    m1 = aiomqtt.Client(
+        "127.0.0.1", port, username="m1", password=machine_password("m1"), will=will
+    )
+    async with client(port, CLOUD_USER) as cloud, m1, mosquitto.accounts() as accounts:
+        await cloud.subscribe("vend/v1/+/status", qos=1)
         await m1.subscribe("vend/v1/m1/cmd/#", qos=1)
         await accounts.disable("m1")
         with pytest.raises(aiomqtt.MqttError, match="Disconnected"):
             await next_message(m1)
+        async with client(port, "m2") as m2:  # m1's will was not sent: m2's status comes first
+            await m2.publish("vend/v1/m2/status", b"m2 online", qos=1)
+            assert await next_message(cloud) == ("vend/v1/m2/status", b"m2 online")
     assert await refused(port, "m1", machine_password("m1"))
     async with mosquitto.accounts() as accounts:
         await accounts.add("m1", "while-disabled")  # a new password does not lift a revoke
@@ -196,9 +204,13 @@ async def test_the_clouds_login_keeps_working_while_machines_change(mosquitto: M
         await accounts.disable(FRESH)
         await accounts.enable(FRESH)
         await accounts.remove(FRESH)
+        # calls may overlap: each waits for the answer that carries its own correlationData
+        await asyncio.gather(*(accounts.add(machine, "many") for machine in ("m40", "m41")))
         async with client(port, "m3") as m3:
             await m3.publish("vend/v1/m3/evt/hello", b"still there?", qos=1)
             assert await next_message(cloud) == ("vend/v1/m3/evt/hello", b"still there?")
+    for machine in ("m40", "m41"):
+        assert await reaches(port, machine, "many")
 
 
 async def test_machine_changes_never_touch_a_cloud_login(mosquitto: Mosquitto) -> None:
