@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import socket
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -29,8 +26,8 @@ from support.mosquitto import (
     STATIC,
     Mosquitto,
     machine_password,
+    running,
 )
-from support.tiers import unavailable
 
 from vendgate.broker import EmbeddedBroker, claims_another_identity
 
@@ -325,16 +322,8 @@ async def test_embedded_broker_a_wrong_password_for_m2_does_not_throw_m2_off(
 
 @pytest.fixture
 def static_mosquitto() -> Iterator[Mosquitto]:
-    if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
-        unavailable("mosquitto", "no `mosquitto` binary on PATH (apt install mosquitto)")
-    broker = Mosquitto(Path(tempfile.mkdtemp(prefix="vendgate-mosquitto-static-")), config=STATIC)
-    broker.prepare()
-    broker.start()
-    try:
+    with running(STATIC) as broker:
         yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(broker.folder, ignore_errors=True)
 
 
 @pytest.mark.mosquitto

@@ -25,11 +25,14 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.tiers import unavailable
 from vendgate.cloud.broker import DynsecAccounts, write_initial_config
 from vendgate.protocol.mqtt import DEFAULT_PREFIX
 
@@ -84,6 +87,23 @@ def render_config(source: str, port: int, folder: Path) -> str:
             raise RuntimeError(f"the config no longer has exactly one line like {pattern!r}")
     main_file = [f"persistence_location {folder}/", f"log_dest file {folder / 'mosquitto.log'}"]
     return source + "\n# as Debian's main mosquitto.conf sets them\n" + "\n".join(main_file) + "\n"
+
+
+@contextlib.contextmanager
+def running(config: str = DYNAMIC, prefix: str = "vendgate-mosquitto-") -> Iterator[Mosquitto]:
+    """A prepared, started broker running the repo's ``config``, removed afterwards."""
+    if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
+        unavailable("mosquitto", "no `mosquitto` binary on PATH (apt install mosquitto)")
+    # Not pytest's tmp_path: mosquitto started as root drops to its own user, which cannot
+    # enter pytest's private (0700) folders.
+    broker = Mosquitto(Path(tempfile.mkdtemp(prefix=prefix)), config=config)
+    broker.prepare()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.folder, ignore_errors=True)
 
 
 def give_to_mosquitto(path: Path) -> None:
