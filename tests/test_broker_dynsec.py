@@ -318,3 +318,21 @@ def test_the_initial_file_denies_by_default_and_names_the_prefix() -> None:
     assert topics == {"fleet/v2/#", "$share/+/fleet/v2/#", "$CONTROL/dynamic-security/#"}
     with pytest.raises(ValueError, match="empty"):
         initial_config("vendgate-cloud", "", "vend/v1")
+
+
+def test_the_account_command_says_in_one_line_what_went_wrong(
+    mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = f"mqtt://vendgate-admin:{CLOUD_PASSWORD}@127.0.0.1:{mosquitto.port}"
+    account = ["broker", "account", "--url", admin]
+    assert main([*account, "disable", "ghost"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "vendgate: error: the broker has no account for machine 'ghost'"
+    )
+    wrong = admin.replace(CLOUD_PASSWORD, "wrong")
+    assert main(["broker", "account", "--url", wrong, "enable", "m1"]) == 1
+    assert "cannot log in to the broker" in capsys.readouterr().err
+    assert main([*account, "add", "m1/x", "--password", "p"]) == 2
+    assert "machine id must match" in capsys.readouterr().err
+    assert main([*account, "set-password", "m1", "--password", "via the command"]) == 0
+    assert "m1: set-password done" in capsys.readouterr().out

@@ -25,7 +25,7 @@ from typing import Any, Self
 
 import aiomqtt
 
-from vendgate.cloud.broker._accounts import BrokerAccountError, UnknownMachine
+from vendgate.cloud.broker._accounts import BrokerAccountError, BrokerAccounts, UnknownMachine
 from vendgate.cloud.broker._acl import (
     CLOUD_ROLE,
     CONTROL_TOPIC,
@@ -85,7 +85,11 @@ class DynsecAccounts:
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             timeout=self.timeout,
         )
-        await self._stack.enter_async_context(client)
+        try:
+            await self._stack.enter_async_context(client)
+        except aiomqtt.MqttError as exc:
+            where = f"{self.host}:{self.port} as {self.username!r}"
+            raise BrokerAccountError(f"cannot log in to the broker at {where}: {exc}") from exc
         try:
             granted = await client.subscribe(RESPONSE_TOPIC, qos=1)
             if any(_is_failure(code) for code in granted):
@@ -147,6 +151,8 @@ class DynsecAccounts:
             await client.publish(CONTROL_TOPIC, json.dumps(body).encode(), qos=1)
             async with asyncio.timeout(self.timeout):
                 return await future
+        except aiomqtt.MqttError as exc:
+            raise BrokerAccountError(f"the connection to the broker failed ({exc})") from exc
         except TimeoutError:
             names = ", ".join(str(command["command"]) for command in commands)
             raise BrokerAccountError(
@@ -257,3 +263,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _as_broker_accounts(accounts: DynsecAccounts) -> BrokerAccounts:
+    return accounts  # mypy: DynsecAccounts is a BrokerAccounts
