@@ -34,7 +34,7 @@ from sqlmodel import select
 
 from vendgate.cloud.db import OutboxCommand, VendSession, transaction
 from vendgate.cloud.settings import TimingSettings
-from vendgate.protocol import Money
+from vendgate.protocol import ManualClock, Money
 from vendgate.protocol.mqtt import (
     Dispensed,
     DispensedItem,
@@ -199,12 +199,19 @@ async def test_status_messages_apply_in_timestamp_order(cloud: Cloud) -> None:
 
 
 async def test_a_machine_that_never_reports_is_released_by_the_deadline(tmp_path: Path) -> None:
-    timing = TimingSettings(
-        poll_first=3600, settle_deadline=0.3, reconcile_interval=0.05, authorized_resend=0.1
-    )
-    async with running_cloud(cloud_settings(sqlite_url(tmp_path), timing=timing)) as cloud:
+    # The app's clock is stepped past the deadline (well inside the webhooks' max age: the
+    # simulator signs them with the real time).
+    clock = ManualClock()
+    timing = TimingSettings(poll_first=3600, settle_deadline=60, reconcile_interval=0.05)
+    async with running_cloud(
+        cloud_settings(sqlite_url(tmp_path), timing=timing), clock=clock
+    ) as cloud:
         await seed_machine(cloud.parts, "m1", online=True)
         vend = await authorized(cloud)
+        clock.advance(timing.settle_deadline - 1)
+        await cloud.parts.reconciler.run_once()
+        assert (await vend_row(cloud.parts, vend.id)).state == "authorized"  # not yet due
+        clock.advance(2)
         settled = await wait_for_state(cloud.parts, vend.id, "closed")
         async with transaction(cloud.parts.sessions) as db:
             commands = (await db.exec(select(OutboxCommand))).all()
