@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import col, or_, select
@@ -28,27 +29,19 @@ CLAIM_BATCH = 20
 MAX_ROUNDS = 10
 
 
+@dataclass(frozen=True)
 class Reconciler:
     """Claims due sessions and has ``vends`` run them: every ``timing.reconcile_interval``, or
     at once when ``wake`` is set (something became due). ``postgres``: claim with ``FOR UPDATE
     SKIP LOCKED``."""
 
-    def __init__(
-        self,
-        vends: VendService,
-        sessions: SessionFactory,
-        wake: asyncio.Event,
-        *,
-        clock: Clock,
-        timing: TimingSettings,
-        postgres: bool,
-    ) -> None:
-        self.vends = vends
-        self.sessions = sessions
-        self.wake = wake
-        self.clock = clock
-        self.timing = timing
-        self.postgres = postgres
+    vends: VendService
+    sessions: SessionFactory
+    wake: asyncio.Event
+    _: KW_ONLY
+    clock: Clock
+    timing: TimingSettings
+    postgres: bool
 
     async def claim_due(self, now: datetime, limit: int = CLAIM_BATCH) -> list[str]:
         """Lease up to ``limit`` sessions whose next action is due and nobody else holds."""

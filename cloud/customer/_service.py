@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
@@ -42,24 +42,17 @@ class Started:
     redirect_url: str | None
 
 
+@dataclass  # not frozen: the scan benchmark swaps its timing
 class Purchases:
     """Starts a purchase (a scan, a Vipps check-in): refuses what cannot be sold now, pings the
     machine, opens the session, and has the vend service create its payment."""
 
-    def __init__(
-        self,
-        sessions: SessionFactory,
-        vends: VendService,
-        pings: Pings,
-        *,
-        clock: Clock,
-        timing: TimingSettings,
-    ) -> None:
-        self.sessions = sessions
-        self.vends = vends
-        self.pings = pings
-        self.clock = clock
-        self.timing = timing
+    sessions: SessionFactory
+    vends: VendService
+    pings: Pings
+    _: KW_ONLY
+    clock: Clock
+    timing: TimingSettings
 
     async def start(
         self,

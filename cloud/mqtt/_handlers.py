@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 import aiomqtt
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -59,6 +60,7 @@ from ._rejections import Rejection, describe, event_key, is_outage, reject
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
 class MessageHandler:
     """Turns a machine's messages into the vend service's inputs; answers with the acks for
     the link to publish (after the transaction that handled the event committed).
@@ -67,24 +69,14 @@ class MessageHandler:
     may be due: wake the reconciler) and ``on_command`` (a command may be in the outbox).
     """
 
-    def __init__(
-        self,
-        sessions: SessionFactory,
-        vends: VendService,
-        pings: Pings,
-        tree: TopicTree,
-        *,
-        clock: Clock,
-        on_work: Callable[[], None],
-        on_command: Callable[[], None],
-    ) -> None:
-        self.sessions = sessions
-        self.vends = vends
-        self.pings = pings
-        self.tree = tree
-        self.clock = clock
-        self.on_work = on_work
-        self.on_command = on_command
+    sessions: SessionFactory
+    vends: VendService
+    pings: Pings
+    tree: TopicTree
+    _: KW_ONLY
+    clock: Clock
+    on_work: Callable[[], None]
+    on_command: Callable[[], None]
 
     async def __call__(self, message: aiomqtt.Message) -> list[Reply]:
         topic = str(message.topic)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
 
 from sqlmodel import col, select
 
@@ -20,6 +21,7 @@ BATCH = 50
 IDLE_INTERVAL = 1.0
 
 
+@dataclass(frozen=True)
 class OutboxPublisher:
     """Sends the outbox over ``link`` whenever it is connected: at once when ``wake`` is set
     (a command was written, the link connected), else every ``IDLE_INTERVAL`` seconds.
@@ -27,20 +29,12 @@ class OutboxPublisher:
     ``postgres``: claim with ``FOR UPDATE SKIP LOCKED``, so replicas never send a row twice.
     """
 
-    def __init__(
-        self,
-        sessions: SessionFactory,
-        link: MqttLink,
-        wake: asyncio.Event,
-        *,
-        clock: Clock,
-        postgres: bool,
-    ) -> None:
-        self.sessions = sessions
-        self.link = link
-        self.wake = wake
-        self.clock = clock
-        self.postgres = postgres
+    sessions: SessionFactory
+    link: MqttLink
+    wake: asyncio.Event
+    _: KW_ONLY
+    clock: Clock
+    postgres: bool
 
     async def claim_unpublished(self) -> Sequence[OutboxCommand]:
         """Mark a batch as published (claimed) before sending, so replicas do not double up."""

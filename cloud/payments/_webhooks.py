@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -61,29 +62,20 @@ class Ok(msgspec.Struct):
     status: str = "ok"
 
 
+@dataclass(frozen=True)
 class Webhooks:
     """What the webhook endpoint does: check the signature, then hand a payment event to the
     vend service as a hint (and wake the reconciler: ``on_work``) or start the purchase a
     check-in asks for. Also registers our webhook URL with Vipps when the app starts."""
 
-    def __init__(
-        self,
-        settings: WebhookSettings,
-        url: str,
-        sessions: SessionFactory,
-        vends: VendService,
-        purchases: Purchases,
-        *,
-        clock: Clock,
-        on_work: Callable[[], None],
-    ) -> None:
-        self.settings = settings
-        self.url = url  # ours, as Vipps signs it
-        self.sessions = sessions
-        self.vends = vends
-        self.purchases = purchases
-        self.clock = clock
-        self.on_work = on_work
+    settings: WebhookSettings
+    url: str  # ours, as Vipps signs it
+    sessions: SessionFactory
+    vends: VendService
+    purchases: Purchases
+    _: KW_ONLY
+    clock: Clock
+    on_work: Callable[[], None]
 
     async def receive(self, headers: Mapping[str, str], body: bytes) -> None:
         self.verify(await self.secrets(), headers, body)
