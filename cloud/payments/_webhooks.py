@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -49,6 +51,19 @@ class CheckedIn(msgspec.Struct, rename="camel", kw_only=True):
     initiated_at: str | None = None
 
 
+class _ContextClock:
+    """``ctx.clock`` as a ``vendgate.protocol.Clock``, which the Vipps package takes."""
+
+    def __init__(self, ctx: CloudContext) -> None:
+        self._ctx = ctx
+
+    def now(self) -> datetime:
+        return self._ctx.clock()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
 class Ok(msgspec.Struct):
     status: str = "ok"
 
@@ -72,7 +87,7 @@ def verify(
         verifier = WebhookVerifier(
             secret,
             ctx.settings.webhook_url,
-            clock=lambda: ctx.clock().timestamp(),
+            clock=_ContextClock(ctx),
             max_age=ctx.settings.webhooks.max_age,
         )
         try:

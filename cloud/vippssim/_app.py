@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from litestar import Litestar, Response
 from litestar.di import Provide
+
+from vendgate.protocol import Clock
 
 from ._fault_middleware import fault_injection
 from ._paths import CaseInsensitivePaths, route_templates
@@ -30,7 +31,7 @@ from ._simulator import VippsSimulator
 def create_vipps_sim(
     settings: SimSettings | None = None,
     *,
-    clock: Callable[[], float] = time.time,
+    clock: Clock | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     webhook_http: httpx.AsyncClient | None = None,
 ) -> Litestar:

@@ -26,6 +26,7 @@ from vendgate.cloud.vipps import (
     ProfileResponse,
     WebhookEvent,
 )
+from vendgate.protocol import Clock
 
 from . import _ledger as ledger
 from ._idempotency import IdempotencyStore
@@ -101,7 +102,7 @@ class SimPayment:
 
 class PaymentService:
     def __init__(
-        self, msn: str, clock: Callable[[], float], expiry: Callable[[], float], sink: EventSink
+        self, msn: str, clock: Clock, expiry: Callable[[], float], sink: EventSink
     ) -> None:
         self._msn = msn
         self._clock = clock
@@ -113,6 +114,9 @@ class PaymentService:
         self._psp_counter = 3_343_121_300
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
 
     def _psp(self) -> str:
         self._psp_counter += 1
@@ -134,7 +138,7 @@ class PaymentService:
 
     def tick(self) -> None:
         """Expire every CREATED payment whose customer ran out of time."""
-        now = self._clock()
+        now = self._now()
         for payment in self._payments.values():
             event = ledger.expire_if_due(payment.ledger, now, self._psp)
             if event is not None:
@@ -174,7 +178,7 @@ class PaymentService:
         if request.reference in self._payments:
             detail = f"Reference {request.reference} already exists"
             raise SimProblem(409, "Conflict", detail, code="4150")
-        now = self._clock()
+        now = self._now()
         amount = request.amount
         expiry, psp = self._expiry(), self._psp()
         record = ledger.open_payment(
@@ -228,7 +232,7 @@ class PaymentService:
 
         def apply(payment: ledger.LedgerPayment, key: str) -> ledger.LedgerEvent:
             value = self._value(payment, amount)
-            return ledger.capture(payment, value, self._clock(), self._psp, key)
+            return ledger.capture(payment, value, self._now(), self._psp, key)
 
         return self._modify(reference, "capture", body, _required_key(key), "4010", apply)
 
@@ -237,7 +241,7 @@ class PaymentService:
 
         def apply(payment: ledger.LedgerPayment, key: str) -> ledger.LedgerEvent:
             value = self._value(payment, amount)
-            return ledger.refund(payment, value, self._clock(), self._psp, key)
+            return ledger.refund(payment, value, self._now(), self._psp, key)
 
         return self._modify(reference, "refund", body, _required_key(key), "4150", apply)
 
@@ -246,7 +250,7 @@ class PaymentService:
         only = bool(request.cancel_transaction_only)
 
         def apply(payment: ledger.LedgerPayment, key: str) -> ledger.LedgerEvent:
-            return ledger.cancel(payment, only, self._clock(), self._psp, key)
+            return ledger.cancel(payment, only, self._now(), self._psp, key)
 
         # Cancel takes an optional key in v1.8.1; without one every call is a new attempt.
         key = key or f"sim-cancel-{secrets.token_hex(8)}"
@@ -297,7 +301,7 @@ class PaymentService:
     ) -> None:
         self.tick()
         try:
-            event = act(payment.ledger, self._clock(), self._psp)
+            event = act(payment.ledger, self._now(), self._psp)
         except ledger.RuleViolation as rule:
             raise SimProblem(rule.status, rule.title, rule.detail, code=rule.code) from rule
         self._emit(payment, event)

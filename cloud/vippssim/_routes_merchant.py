@@ -36,7 +36,7 @@ async def access_token(
     request: AnyRequest, sim: NamedDependency[VippsSimulator]
 ) -> Response[bytes]:
     token = sim.issue_token(request.headers)
-    now = int(sim.clock())
+    now = int(sim.timestamp())
     lifetime = str(sim.tokens.lifetime)
     body = AccessTokenResponse(
         token_type="Bearer",
@@ -108,7 +108,7 @@ class MerchantRedirectController(Controller):
         sim.authenticate(request.headers, msn_required=False)
         accept = _accept(request, unsupported_status=415)
         body = decode_body(await request.body(), MerchantRedirectQrRequest, "qr")
-        qr = sim.qr.create(body.id, body.redirect_url, body.ttl, sim.clock())
+        qr = sim.qr.create(body.id, body.redirect_url, body.ttl, sim.timestamp())
         return json_response(_describe(request, sim, qr, accept))
 
     @get("/")
@@ -168,7 +168,7 @@ def _describe(
     else:
         url = f"{root}.svg"
     return MerchantRedirectQr(
-        id=qr.id, url=url, redirect_url=qr.redirect_url, expires_in=qr.expires_in(sim.clock())
+        id=qr.id, url=url, redirect_url=qr.redirect_url, expires_in=qr.expires_in(sim.timestamp())
     )
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 import msgspec
 
 from vendgate.cloud.vipps import WebhookEvent
+from vendgate.protocol import Clock, SystemClock
 
 from ._payments import PaymentService
 from ._problems import SimProblem
@@ -25,7 +25,6 @@ from ._settings import SimSettings
 from ._tokens import TokenIssuer
 from ._webhook_delivery import WebhookDispatcher, WebhookRegistry
 
-Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -39,12 +38,12 @@ class VippsSimulator:
         self,
         settings: SimSettings,
         *,
-        clock: Clock = time.time,
+        clock: Clock | None = None,
         sleep: Sleep = asyncio.sleep,
         webhook_http: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings
-        self.clock = clock
+        self.clock: Clock = SystemClock() if clock is None else clock
         self.sleep = sleep
         self.faults = settings.faults
         self.tokens = TokenIssuer(settings.token_lifetime)
@@ -53,15 +52,22 @@ class VippsSimulator:
             self.faults,
             retry_delays=settings.webhook_retry_delays,
             timeout=settings.webhook_timeout,
-            clock=clock,
+            clock=self.clock,
             sleep=sleep,
             http=webhook_http,
         )
         self.payments = PaymentService(
-            settings.credentials.msn, clock, lambda: self.settings.payment_expiry, self._publish
+            settings.credentials.msn,
+            self.clock,
+            lambda: self.settings.payment_expiry,
+            self._publish,
         )
         self.qr = RedirectQrStore(settings.require_https)
         self.receipts = ReceiptStore()
+
+    def timestamp(self) -> float:
+        """The wall time in epoch seconds: what tokens, QR expiry and the ledger count in."""
+        return self.clock.now().timestamp()
 
     def _publish(self, event: WebhookEvent) -> None:
         name = f"epayments.payment.{event.name.lower()}.v1"
@@ -78,7 +84,7 @@ class VippsSimulator:
         given = (headers.get("client_id", ""), headers.get("client_secret", ""))
         if not (_same(given[0], creds.client_id) and _same(given[1], creds.client_secret)):
             raise _unauthorized("Invalid client_id or client_secret.")
-        return self.tokens.issue(self.clock())
+        return self.tokens.issue(self.timestamp())
 
     def check_subscription_key(self, headers: Mapping[str, str]) -> None:
         key = headers.get("ocp-apim-subscription-key")
@@ -91,7 +97,7 @@ class VippsSimulator:
         """The checks every API call passes: subscription key, bearer token, merchant."""
         self.check_subscription_key(headers)
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme != "Bearer" or not self.tokens.valid(token.strip(), self.clock()):
+        if scheme != "Bearer" or not self.tokens.valid(token.strip(), self.timestamp()):
             raise _unauthorized("Access token is missing, invalid or expired.")
         msn = headers.get("merchant-serial-number")
         if msn is None:

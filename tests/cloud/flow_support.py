@@ -41,8 +41,7 @@ from vendgate.cloud.settings import (
     WebhookSettings,
 )
 from vendgate.cloud.vipps import VippsSettings
-from vendgate.cloud.vippssim import SimSettings, VippsSimulator, create_vipps_sim
-from vendgate.cloud.vippssim._ledger import LedgerPayment
+from vendgate.cloud.vippssim import LedgerPayment, SimSettings, VippsSimulator, create_vipps_sim
 from vendgate.protocol import Money
 from vendgate.protocol.mqtt import (
     Ack,

@@ -20,7 +20,7 @@ import pytest
 from litestar import Litestar
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
-from vipps_support import SIM_BASE_URL, FakeClock, vend_payment
+from vipps_support import SIM_BASE_URL, vend_payment
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from vendgate.cloud.vipps import (
@@ -34,6 +34,7 @@ from vendgate.cloud.vipps import (
     VippsClient,
     VippsSettings,
 )
+from vendgate.protocol import ManualClock
 
 SPECS = Path(__file__).parent / "vipps-specs"
 SPEC_BY_PREFIX = {
@@ -147,7 +148,7 @@ def contract(sim_app: Litestar) -> ContractTransport:
 
 @pytest.fixture
 async def checked_vipps(
-    contract: ContractTransport, clock: FakeClock, retry: RetryPolicy
+    contract: ContractTransport, clock: ManualClock, retry: RetryPolicy
 ) -> VippsClient:
     http = httpx.AsyncClient(transport=contract)
     return VippsClient(VippsSettings(base_url=SIM_BASE_URL), http, clock=clock, retry=retry)
