@@ -31,6 +31,7 @@ from vendgate.cloud.vends import PaymentHinted
 from vendgate.cloud.vipps import (
     CHECKED_IN_EVENT,
     EPAYMENT_EVENTS,
+    CheckedIn,
     VippsError,
     WebhookEvent,
     WebhookVerificationError,
@@ -40,15 +41,6 @@ from vendgate.cloud.vipps import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class CheckedIn(msgspec.Struct, rename="camel", kw_only=True):
-    """``user.checked-in.v1``: a customer scanned a merchant-callback QR."""
-
-    customer_token: str
-    merchant_qr_id: str
-    msn: str | None = None
-    initiated_at: str | None = None
 
 
 class _ContextClock:

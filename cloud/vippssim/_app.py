@@ -18,12 +18,8 @@ from ._problems import SimProblem
 from ._responses import AnyRequest, problem_response
 from ._routes_customer import CustomerController
 from ._routes_epayment import EPaymentController
-from ._routes_merchant import (
-    MerchantRedirectController,
-    WebhooksController,
-    access_token,
-    post_receipt,
-)
+from ._routes_merchant import WebhooksController, access_token, post_receipt
+from ._routes_qr import MerchantCallbackController, MerchantRedirectController
 from ._settings import SimSettings
 from ._simulator import VippsSimulator
 
@@ -63,6 +59,7 @@ def create_vipps_sim(
             EPaymentController,
             WebhooksController,
             MerchantRedirectController,
+            MerchantCallbackController,
             post_receipt,
             CustomerController,
         ],

@@ -88,8 +88,11 @@ def _integer_to_string(document: object, path: tuple[str, ...]) -> None:
 
 
 def _path_of(message: str) -> str | None:
-    match = re.search(r"at `\$\.?([^`]*)`", message)
-    return match.group(1) if match else None
+    """The field a msgspec error is about: ``$.a.b``, or a missing field's name under it."""
+    at = re.search(r"at `\$\.?([^`]*)`", message)
+    missing = re.search(r"missing required field `([^`]*)`", message)
+    path = [part for part in (at.group(1) if at else None, missing and missing.group(1)) if part]
+    return ".".join(path) or None
 
 
 @dataclass
@@ -150,6 +153,11 @@ class PaymentService:
         if payment is None:
             raise not_found(f"no payment with reference {reference}")
         return payment
+
+    def all(self) -> list[SimPayment]:
+        """Every payment created so far, oldest first."""
+        self.tick()
+        return list(self._payments.values())
 
     def by_token(self, token: str) -> SimPayment:
         reference = self._by_token.get(token)
