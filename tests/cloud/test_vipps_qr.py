@@ -252,7 +252,7 @@ async def test_the_qr_content_is_the_phones_check_in_page(
 async def test_the_cloud_starts_a_payment_for_the_simulated_check_in(tmp_path: Path) -> None:
     """What the cloud registers and verifies is what the simulator sends (no hand-made body)."""
     async with running_cloud(cloud_settings(sqlite_url(tmp_path))) as cloud:
-        await seed_machine(cloud.ctx, "m1", online=True, callback_qr_id="qr-m1")
+        await seed_machine(cloud.parts, "m1", online=True, callback_qr_id="qr-m1")
         cloud.sim.callback_qr.put("qr-m1", "Kiosk")
         event = cloud.sim.check_in("qr-m1")
 
