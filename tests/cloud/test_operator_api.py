@@ -212,19 +212,24 @@ async def test_an_unknown_key_id_is_404(cloud: Cloud) -> None:
 async def test_a_created_machine_has_its_planogram_login_and_live_state(cloud: Cloud) -> None:
     created = await create_machine(cloud)
     machine, login = created["machine"], created["mqtt"]
-    assert machine["id"] == "lobby-1" and machine["location"] == MACHINE["location"]
+    assert machine["id"] == "lobby-1"
+    assert machine["location"] == MACHINE["location"]
     assert machine["reservation"] == 2500  # the highest *enabled* price
     assert [s["item"] for s in machine["slots"]] == [11, 12, 13]
-    assert machine["slots"][1]["stock"] == 7 and machine["slots"][2]["enabled"] is False
-    assert machine["online"] is False and machine["open_session"] is None
+    assert machine["slots"][1]["stock"] == 7
+    assert machine["slots"][2]["enabled"] is False
+    assert machine["online"] is False
+    assert machine["open_session"] is None
     assert machine["scan_url"].endswith("/m/lobby-1")
-    assert login["username"] == "lobby-1" and len(login["password"]) >= 40
+    assert login["username"] == "lobby-1"
+    assert len(login["password"]) >= 40
     assert await cloud.app.state.fleet.authenticate("lobby-1", login["password"])
     assert not await cloud.app.state.fleet.authenticate("lobby-1", "guess")
 
     read = await key(cloud, Scope.READ)
     shown = (await cloud.http.get("/api/v1/machines/lobby-1", headers=read)).json()
-    assert shown["name"] == "Lobby" and "password" not in str(shown)
+    assert shown["name"] == "Lobby"
+    assert "password" not in str(shown)
 
 
 async def test_creating_a_machine_twice_is_409(cloud: Cloud) -> None:
@@ -313,7 +318,8 @@ async def test_an_update_changes_only_what_it_names(cloud: Cloud) -> None:
     response = await cloud.http.patch(
         "/api/v1/machines/lobby-1", json={"location": "Basement"}, headers=write
     )
-    assert response.json()["location"] == "Basement" and response.json()["name"] == "Lobby"
+    assert response.json()["location"] == "Basement"
+    assert response.json()["name"] == "Lobby"
     bad = await cloud.http.patch("/api/v1/machines/lobby-1", json={"name": ""}, headers=write)
     assert problem(bad, 422)["field"] == "name"
     missing = await cloud.http.patch("/api/v1/machines/ghost", json={"name": "x"}, headers=write)
@@ -369,7 +375,8 @@ async def test_rotation_issues_a_new_password_and_refuses_the_old(
     response = await cloud.http.post("/api/v1/machines/lobby-1/credentials", headers=write)
     new = response.json()["password"]
     fleet = cloud.app.state.fleet
-    assert new != old and await fleet.authenticate("lobby-1", new)
+    assert new != old
+    assert await fleet.authenticate("lobby-1", new)
     assert not await fleet.authenticate("lobby-1", old)
     assert accounts.passwords["lobby-1"] == new
 
