@@ -38,10 +38,15 @@ from bench_edge import agent, broker, cpu_seconds  # the same broker, agent and 
 from litestar import Litestar
 
 from vendgate.boardsim import BoardSim, VmcConfig
-from vendgate.cloud.app import create_app
-from vendgate.cloud.context import CloudContext
+from vendgate.cloud.app import CloudParts, create_app
 from vendgate.cloud.db import transaction
-from vendgate.cloud.machines import SlotSpec, get_machine, has_open_vend, upsert_machine
+from vendgate.cloud.machines import (
+    MachineSpec,
+    SlotSpec,
+    get_machine,
+    has_open_vend,
+    upsert_machine,
+)
 from vendgate.cloud.settings import (
     CloudSettings,
     DatabaseSettings,
@@ -117,7 +122,7 @@ class Samples:
 
 
 async def one_scan(
-    http: httpx.AsyncClient, ctx: CloudContext, sim: VippsSimulator, pid: int, samples: Samples
+    http: httpx.AsyncClient, cloud: CloudParts, sim: VippsSimulator, pid: int, samples: Samples
 ) -> None:
     cpu, agent_cpu = time.process_time(), cpu_seconds(pid)
     start = time.perf_counter()
@@ -133,7 +138,7 @@ async def one_scan(
     sim.payments.reject(payment)
 
     async def free() -> bool:
-        async with transaction(ctx.sessions) as db:
+        async with transaction(cloud.sessions) as db:
             return not await has_open_vend(db, MACHINE)
 
     await until(free, "the aborted session closed")
@@ -142,10 +147,8 @@ async def one_scan(
 async def measure(url: str, runs: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-scan-cloud-"))
     settings = settings_for(url, folder)
-    with_ping = settings
-    floor = dataclasses.replace(
-        settings, timing=dataclasses.replace(settings.timing, ping_timeout=0)
-    )
+    with_ping = settings.timing
+    floor = dataclasses.replace(settings.timing, ping_timeout=0)
     try:
         async with (
             cloud(settings) as (app, sim),
@@ -153,24 +156,25 @@ async def measure(url: str, runs: int) -> None:
             agent(url, MACHINE, board.device_path) as pid,
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as http,
         ):
-            ctx: CloudContext = app.state.ctx
-            async with transaction(ctx.sessions) as db:
-                await upsert_machine(db, MACHINE, "Bench", SLOTS, ctx.clock())
+            parts: CloudParts = app.state.parts
+            async with transaction(parts.sessions) as db:
+                await upsert_machine(db, MachineSpec(MACHINE, "Bench", SLOTS), parts.clock.now())
             await board.wait_ready()
 
             async def online() -> bool:
-                async with transaction(ctx.sessions) as db:
+                async with transaction(parts.sessions) as db:
                     return (await get_machine(db, MACHINE)).online
 
             await until(online, "the machine online")
             for _ in range(BLOCK):  # warm-up: imports, first connections, SQLite pages
-                await one_scan(http, ctx, sim, pid, Samples())
+                await one_scan(http, parts, sim, pid, Samples())
             results = {"ping": Samples(), "floor": Samples()}
             for block in range(2 * max(1, runs // BLOCK)):
                 mode = "ping" if block % 2 == 0 else "floor"
-                ctx.settings = with_ping if mode == "ping" else floor
+                # The one part that reads the ping bound: the scan's purchases.
+                parts.customers.purchases.timing = with_ping if mode == "ping" else floor
                 for _ in range(BLOCK):
-                    await one_scan(http, ctx, sim, pid, results[mode])
+                    await one_scan(http, parts, sim, pid, results[mode])
             report(results)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,9 +1,10 @@
 """``create_app``: the cloud as one Litestar app, its resources opened and closed in lifespan.
 
-Lifespan, in order: the database engine (migrated to head unless told not to), the httpx
-client and the Vipps client, the shared ``CloudContext`` (and the Vipps webhook registration),
-then the background tasks: the MQTT link with its outbox publisher, and the reconciler.
-Everything is on ``app.state``; controllers get the context by injection.
+This is the composition root. Lifespan, in order: the database engine (migrated to head unless
+told not to), the httpx client and the Vipps client, then ``build_parts`` makes every part with
+exactly the collaborators it uses (``CloudParts``; the Vipps webhook is registered), then the
+background tasks: the MQTT link with its outbox publisher, and the reconciler. The routes take
+their one service each by injection (``customers``, ``webhooks``); no part is handed the rest.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,18 +22,33 @@ from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.types import Message, Scope
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vendgate.cloud.db import create_engine, is_postgres, session_factory, upgrade_to_head
+from vendgate.cloud.db import (
+    SessionFactory,
+    create_engine,
+    is_postgres,
+    session_factory,
+    upgrade_to_head,
+)
+from vendgate.cloud.machines import Pings
+from vendgate.cloud.vends import VendService, VippsExecutor
 from vendgate.cloud.vipps import RetryPolicy, VippsClient
+from vendgate.protocol import Clock, SystemClock
 from vendgate.protocol.mqtt import TopicFilter, TopicTree
 
-from .clock import Clock, system_clock
-from .context import CloudContext
-from .customer import CONTENT_SECURITY_POLICY, CustomerController, CustomerLimits, error_page
+from .customer import (
+    CONTENT_SECURITY_POLICY,
+    CustomerController,
+    CustomerLimits,
+    CustomerService,
+    Purchases,
+    error_page,
+)
 from .errors import HttpRefusal, VendgateError
 from .faults import Faults, no_faults
-from .mqtt import MessageHandler, MqttLink, run_publisher
-from .payments import ensure_webhook_registered, webhook_handler
+from .mqtt import MessageHandler, MqttLink, OutboxPublisher
+from .payments import Webhooks, webhook_handler
 from .reconciler import Reconciler
 from .settings import CloudSettings
 
@@ -48,14 +65,123 @@ SECURITY_HEADERS = {
 }
 
 
-def provide_ctx(state: State) -> CloudContext:
-    ctx: CloudContext = state.ctx
-    return ctx
+@dataclass(frozen=True)
+class CloudParts:
+    """What ``build_parts`` made for one running app, on ``app.state.parts``.
+
+    The route providers hand out ``customers`` and ``webhooks``; tests and the demo read the
+    rest. No part is given this record: each got its own collaborators when it was built.
+    ``work`` and ``outbox`` are wake-ups only (every fact they hint at is in the database
+    already, so a lost one costs at most one interval of the reconciler or the publisher).
+    """
+
+    settings: CloudSettings
+    sessions: SessionFactory
+    clock: Clock
+    vends: VendService
+    handler: MessageHandler
+    reconciler: Reconciler
+    customers: CustomerService
+    webhooks: Webhooks
+    work: asyncio.Event
+    outbox: asyncio.Event
+    link: MqttLink | None = None  # None: the app runs no MQTT (settings.run_mqtt)
+    publisher: OutboxPublisher | None = None
+
+    @property
+    def vipps(self) -> VippsClient:
+        return self.vends.executor.vipps
+
+    def background_work(self) -> list[Coroutine[Any, Any, None]]:
+        work: list[Coroutine[Any, Any, None]] = []
+        if self.link is not None and self.publisher is not None:
+            work += [self.link.run(self.handler), self.publisher.run()]
+        if self.settings.run_reconciler:
+            work.append(self.reconciler.run())
+        return work
+
+
+def build_parts(
+    settings: CloudSettings,
+    engine: AsyncEngine,
+    executor: VippsExecutor,
+    *,
+    clock: Clock,
+    faults: Faults,
+) -> CloudParts:
+    """Every part, each given what it uses. The link comes first: the pings publish over it,
+    and it takes the handler (which answers pongs to the pings) only when it runs."""
+    sessions, postgres = session_factory(engine), is_postgres(engine)
+    tree = TopicTree(settings.mqtt.prefix)
+    timing = settings.timing
+    work, outbox = asyncio.Event(), asyncio.Event()
+    link = _mqtt_link(settings, tree, on_connect=outbox.set) if settings.run_mqtt else None
+    pings = Pings(tree, clock, link)
+    vends = VendService(
+        sessions,
+        executor,
+        clock=clock,
+        timing=timing,
+        tree=tree,
+        faults=faults,
+        on_command=outbox.set,
+    )
+    purchases = Purchases(sessions, vends, pings, clock=clock, timing=timing)
+    # Per replica, in memory: abuse protection only (docs/cloud.md, "Rate limits").
+    limits = CustomerLimits.from_settings(settings.rate_limits)
+    webhooks = Webhooks(
+        settings.webhooks,
+        settings.webhook_url,
+        sessions,
+        vends,
+        purchases,
+        clock=clock,
+        on_work=work.set,
+    )
+    handler = MessageHandler(
+        sessions, vends, pings, tree, clock=clock, on_work=work.set, on_command=outbox.set
+    )
+    reconciler = Reconciler(vends, sessions, work, clock=clock, timing=timing, postgres=postgres)
+    publisher = None
+    if link is not None:
+        publisher = OutboxPublisher(sessions, link, outbox, clock=clock, postgres=postgres)
+    return CloudParts(
+        settings=settings,
+        sessions=sessions,
+        clock=clock,
+        vends=vends,
+        handler=handler,
+        reconciler=reconciler,
+        customers=CustomerService(purchases, sessions, limits, clock),
+        webhooks=webhooks,
+        work=work,
+        outbox=outbox,
+        link=link,
+        publisher=publisher,
+    )
+
+
+def _mqtt_link(
+    settings: CloudSettings, tree: TopicTree, *, on_connect: Callable[[], None]
+) -> MqttLink:
+    """The link; on every connect the outbox is published at once (``on_connect``)."""
+    filters = cloud_filters(tree, shared=settings.mqtt.shared_subscriptions)
+    return MqttLink(settings.mqtt, filters, on_connect=on_connect, presence=tree.cloud_presence())
+
+
+def provide_customers(state: State) -> CustomerService:
+    parts: CloudParts = state.parts
+    return parts.customers
+
+
+def provide_webhooks(state: State) -> Webhooks:
+    parts: CloudParts = state.parts
+    return parts.webhooks
 
 
 @get("/healthz", tags=["ops"])
 async def healthz(state: State) -> dict[str, bool]:
-    link: MqttLink | None = state.get("mqtt")
+    link = state.parts.link
     return {"ok": True, "mqtt": bool(link and link.connected.is_set())}
 
 
@@ -97,13 +223,14 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
 def create_app(
     settings: CloudSettings | None = None,
     *,
-    clock: Clock = system_clock,
+    clock: Clock | None = None,
     vipps_transport: httpx.AsyncBaseTransport | None = None,
     faults: Faults = no_faults,
 ) -> Litestar:
-    """The cloud app. Tests pass settings, a clock, a transport to the Vipps simulator and
-    ``faults`` (the crash tests' seam, cloud/faults.py)."""
+    """The cloud app. Tests pass settings, a clock (default ``SystemClock()``), a transport to
+    the Vipps simulator and ``faults`` (the crash tests' seam, cloud/faults.py)."""
     settings = settings or CloudSettings.from_env()
+    the_clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
@@ -127,26 +254,17 @@ def create_app(
             yield
 
     @contextlib.asynccontextmanager
-    async def context(app: Litestar) -> AsyncIterator[None]:
-        ctx = CloudContext(
-            settings=settings,
-            sessions=session_factory(app.state.engine),
-            vipps=app.state.vipps,
-            clock=clock,
-            postgres=is_postgres(app.state.engine),
-            tree=TopicTree(settings.mqtt.prefix),
-            faults=faults,
-            scan_vipps=app.state.scan_vipps,
-        )
-        app.state.ctx = ctx
-        # Per replica, in memory: abuse protection only (docs/cloud.md, "Rate limits").
-        app.state.customer_limits = CustomerLimits.from_settings(settings.rate_limits)
-        await ensure_webhook_registered(ctx)
+    async def parts(app: Litestar) -> AsyncIterator[None]:
+        executor = VippsExecutor(app.state.vipps, settings, scan_vipps=app.state.scan_vipps)
+        built = build_parts(settings, app.state.engine, executor, clock=the_clock, faults=faults)
+        app.state.parts = built
+        await built.webhooks.ensure_registered(app.state.vipps)
         yield
 
     @contextlib.asynccontextmanager
     async def background(app: Litestar) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(coro) for coro in _background_work(app, settings)]
+        parts: CloudParts = app.state.parts
+        tasks = [asyncio.create_task(coro) for coro in parts.background_work()]
         try:
             yield
         finally:
@@ -156,34 +274,18 @@ def create_app(
 
     return Litestar(
         route_handlers=[CustomerController, webhook_handler(settings.webhooks.path), healthz],
-        dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
+        dependencies={
+            "customers": Provide(provide_customers, sync_to_thread=False),
+            "webhooks": Provide(provide_webhooks, sync_to_thread=False),
+        },
         exception_handlers={Exception: on_error},
         before_send=[add_security_headers],
-        lifespan=[database, vipps, context, background],
+        lifespan=[database, vipps, parts, background],
         openapi_config=None,
     )
 
 
-def _background_work(app: Litestar, settings: CloudSettings) -> list[Coroutine[Any, Any, None]]:
-    ctx: CloudContext = app.state.ctx
-    work: list[Coroutine[Any, Any, None]] = []
-    if settings.run_mqtt:
-        link = MqttLink(
-            settings.mqtt,
-            cloud_filters(ctx),
-            MessageHandler(ctx),  # it answers with the acks; the link publishes them
-            on_connect=ctx.kick_outbox,
-            presence=ctx.tree.cloud_presence(),
-        )
-        ctx.pings.link = link
-        app.state.mqtt = link
-        work += [link.run(), run_publisher(ctx, link)]
-    if settings.run_reconciler:
-        work.append(Reconciler(ctx).run())
-    return work
-
-
-def cloud_filters(ctx: CloudContext) -> list[TopicFilter]:
+def cloud_filters(tree: TopicTree, *, shared: bool) -> list[TopicFilter]:
     """Events and telemetry shared between replicas when the broker can; status plainly.
 
     Every replica takes every status: Mosquitto sends no retained message to a shared
@@ -191,8 +293,7 @@ def cloud_filters(ctx: CloudContext) -> list[TopicFilter]:
     events every replica also takes every pong plainly: the one that pinged is waiting for it
     (without sharing, the events filter already brings them all).
     """
-    group = "cloud" if ctx.settings.mqtt.shared_subscriptions else None
-    tree = ctx.tree
+    group = "cloud" if shared else None
     filters = [tree.events_filter(group), tree.telemetry_filter(group), tree.status_filter()]
     if group is not None:
         filters.append(tree.pong_filter())

@@ -1,15 +1,8 @@
-"""The cloud's clock: aware UTC datetimes from an injectable callable, so tests steer time."""
+"""Reading back the cloud's stored times (the clock itself is ``vendgate.protocol.Clock``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def as_utc(value: datetime) -> datetime:

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import col, or_, select
 
-from vendgate.cloud.db import VendSession, transaction
-
-from .context import CloudContext
+from vendgate.cloud.db import SessionFactory, VendSession, transaction
+from vendgate.cloud.settings import TimingSettings
+from vendgate.cloud.vends import VendService
+from vendgate.protocol import Clock
 
 log = logging.getLogger(__name__)
 
@@ -27,49 +29,57 @@ CLAIM_BATCH = 20
 MAX_ROUNDS = 10
 
 
-async def claim_due(ctx: CloudContext, now: datetime, limit: int = CLAIM_BATCH) -> list[str]:
-    """Lease up to ``limit`` sessions whose next action is due and nobody else holds."""
-    query = (
-        select(VendSession)
-        .where(col(VendSession.due_at) <= now)
-        .where(or_(col(VendSession.lease_until).is_(None), col(VendSession.lease_until) < now))
-        .order_by(col(VendSession.due_at))
-        .limit(limit)
-    )
-    if ctx.postgres:
-        query = query.with_for_update(skip_locked=True)
-    lease_until = now + timedelta(seconds=ctx.settings.timing.work_lease)
-    async with transaction(ctx.sessions) as db:
-        vends = (await db.exec(query)).all()
-        for vend in vends:
-            vend.lease_until = lease_until
-            db.add(vend)
-        return [vend.id for vend in vends]
-
-
+@dataclass(frozen=True)
 class Reconciler:
-    def __init__(self, ctx: CloudContext) -> None:
-        self.ctx = ctx
+    """Claims due sessions and has ``vends`` run them: every ``timing.reconcile_interval``, or
+    at once when ``wake`` is set (something became due). ``postgres``: claim with ``FOR UPDATE
+    SKIP LOCKED``."""
+
+    vends: VendService
+    sessions: SessionFactory
+    wake: asyncio.Event
+    _: KW_ONLY
+    clock: Clock
+    timing: TimingSettings
+    postgres: bool
+
+    async def claim_due(self, now: datetime, limit: int = CLAIM_BATCH) -> list[str]:
+        """Lease up to ``limit`` sessions whose next action is due and nobody else holds."""
+        query = (
+            select(VendSession)
+            .where(col(VendSession.due_at) <= now)
+            .where(or_(col(VendSession.lease_until).is_(None), col(VendSession.lease_until) < now))
+            .order_by(col(VendSession.due_at))
+            .limit(limit)
+        )
+        if self.postgres:
+            query = query.with_for_update(skip_locked=True)
+        lease_until = now + timedelta(seconds=self.timing.work_lease)
+        async with transaction(self.sessions) as db:
+            vends = (await db.exec(query)).all()
+            for vend in vends:
+                vend.lease_until = lease_until
+                db.add(vend)
+            return [vend.id for vend in vends]
 
     async def run_once(self) -> int:
         """Work every session due now; returns how many were claimed."""
         worked = 0
         for _ in range(MAX_ROUNDS):
-            claimed = await claim_due(self.ctx, self.ctx.clock())
+            claimed = await self.claim_due(self.clock.now())
             for vend_id in claimed:
-                await self.ctx.vends.run_claimed(vend_id)
+                await self.vends.run_claimed(vend_id)
             worked += len(claimed)
             if len(claimed) < CLAIM_BATCH:
                 break
         return worked
 
     async def run(self) -> None:
-        interval = self.ctx.settings.timing.reconcile_interval
         while True:
-            self.ctx.work_signal.clear()  # before the pass: a kick during it is not lost
+            self.wake.clear()  # before the pass: a kick during it is not lost
             try:
                 await self.run_once()
             except Exception:  # a database hiccup must not end the loop for good
                 log.exception("reconciler pass failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.ctx.work_signal.wait(), interval)
+                await asyncio.wait_for(self.wake.wait(), self.timing.reconcile_interval)

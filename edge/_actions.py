@@ -17,12 +17,12 @@ from vendgate.edge._settings import Settings
 __all__ = [
     "Action",
     "ApplySettings",
-    "BeginSession",
     "CancelSession",
     "Log",
     "Persist",
     "Publish",
     "SetWill",
+    "StartSession",
 ]
 
 
@@ -48,9 +48,11 @@ class SetWill:
 
 
 @dataclass(frozen=True, slots=True)
-class BeginSession:
+class StartSession:
+    """Ask the reader to offer ``funds`` (minor units) to the VMC, with BEGIN SESSION."""
+
     vend_id: str
-    funds: int  # minor units
+    funds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,4 +88,4 @@ class Log:
         return cls(logging.DEBUG, event, fields)
 
 
-Action: TypeAlias = Persist | Publish | SetWill | BeginSession | CancelSession | ApplySettings | Log
+Action: TypeAlias = Persist | Publish | SetWill | StartSession | CancelSession | ApplySettings | Log

@@ -15,24 +15,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import platform
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from vendgate.edge._actions import (
     Action,
     ApplySettings,
-    BeginSession,
     CancelSession,
     Log,
     Persist,
     Publish,
     SetWill,
+    StartSession,
 )
 from vendgate.edge._config import EdgeConfig
 from vendgate.edge._core import AgentCore
@@ -56,10 +55,10 @@ from vendgate.edge._mqtt import LinkCallbacks, MqttLink
 from vendgate.edge._outbox import SqliteStore, Store
 from vendgate.edge._settings import Settings
 from vendgate.edge.cashless import CashlessConfig, MdbError, ReaderEvent, SerialCashless
-from vendgate.protocol import reconnect_delay
+from vendgate.protocol import Clock, SystemClock, reconnect_delay
 from vendgate.protocol.mqtt import WIRE_VERSION, ContractError, ParsedTopic, TopicKind
 
-__all__ = ["Clock", "EdgeAgent", "SystemClock"]
+__all__ = ["EdgeAgent", "build_agent"]
 
 T = TypeVar("T")
 GOODBYE_TIMEOUT_S = 2.0
@@ -68,24 +67,8 @@ READER_RETRY_MAX_S = 30.0
 # Reader events worth a line at INFO; the rest (requests, approvals) are DEBUG, the core logs
 # what they mean for the vend.
 _NOTABLE_READER_EVENTS = frozenset(
-    {"BoardReset", "LinkLost", "LinkRestored", "ReaderEnabled", "ReaderDisabled", "VendDenied"}
+    {"BoardReset", "LinkLost", "LinkRestored", "ReaderEnabled", "ReaderDisabled", "DenialSent"}
 )
-
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """Wall time, timezone-aware (message timestamps, command expiry)."""
-
-    def monotonic(self) -> float:
-        """Seconds from an arbitrary start (uptime)."""
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 class _Stop:
@@ -327,8 +310,8 @@ class EdgeAgent:
         elif isinstance(action, Publish):
             topic, qos, retain = self._route(action.name)
             self.link.publish(topic, action.payload, qos=qos, retain=retain)
-        elif isinstance(action, BeginSession):
-            await self._begin_session(action)
+        elif isinstance(action, StartSession):
+            await self._start_session(action)
         elif isinstance(action, CancelSession):
             self._cancel_session(action)
         elif isinstance(action, ApplySettings):
@@ -341,7 +324,7 @@ class EdgeAgent:
         else:
             self._log(action)
 
-    async def _begin_session(self, action: BeginSession) -> None:
+    async def _start_session(self, action: StartSession) -> None:
         try:
             self.device.begin_session(action.funds)
         except (MdbError, ValueError) as error:

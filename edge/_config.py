@@ -19,7 +19,15 @@ from urllib.parse import unquote, urlsplit
 from vendgate.protocol import MoneyError, currency_exponent
 from vendgate.protocol.mqtt import ContractError, TopicTree, validate_machine_id
 
-__all__ = ["OPTIONS", "ConfigError", "EdgeConfig", "MqttUrl", "Option", "add_arguments"]
+__all__ = [
+    "OPTIONS",
+    "ConfigError",
+    "EdgeConfig",
+    "MqttUrl",
+    "Option",
+    "add_arguments",
+    "read_config_file",
+]
 
 ENV_PREFIX = "VENDGATE_"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -85,6 +93,8 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
+    Option("config", "a file of VENDGATE_*=value lines, as `vendgate edge claim` writes; "
+           "flags and the environment win over it", default=""),
     Option("machine_id", "machine id = MQTT username = client id, e.g. m1"),
     Option("mqtt_url", "broker URL, mqtt://[user[:password]@]host[:port] or mqtts://...",
            default="mqtt://127.0.0.1:1883"),
@@ -142,9 +152,12 @@ class EdgeConfig:
 
     @classmethod
     def load(cls, flags: Mapping[str, object], environ: Mapping[str, str]) -> EdgeConfig:
-        """Flags (``None`` = not given) win over the environment, which wins over defaults."""
+        """Flags (``None`` = not given) win over the environment, which wins over the config
+        file (``--config``), which wins over defaults."""
+        environ = {**_config_file_values(flags, environ), **environ}
         raw = {option.name: _raw_value(option, flags, environ) for option in OPTIONS}
         values = {option.name: _parsed(option, raw[option.name]) for option in OPTIONS}
+        values.pop("config")
         return _build(values)
 
     def describe(self) -> dict[str, object]:
@@ -157,6 +170,38 @@ class EdgeConfig:
             "data_dir": str(self.data_dir),
             "currency": self.currency,
         }
+
+
+def _config_file_values(flags: Mapping[str, object], environ: Mapping[str, str]) -> dict[str, str]:
+    path = flags.get("config") or environ.get(ENV_PREFIX + "CONFIG")
+    if not path:
+        return {}
+    try:
+        return read_config_file(Path(str(path)))
+    except FileNotFoundError:
+        raise ConfigError(f"config: no file {path}") from None
+    except OSError as error:
+        raise ConfigError(f"config: cannot read {path}: {error.strerror}") from None
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines (systemd's EnvironmentFile format, without its escapes): blank lines
+    and ``#`` comments are skipped, one pair of surrounding quotes is taken off; every key
+    must be a known ``VENDGATE_*`` setting."""
+    known = {option.env for option in OPTIONS if option.name != "config"}
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        key, equals, value = text.partition("=")
+        key, value = key.strip(), value.strip()
+        if not equals or key not in known:
+            raise ConfigError(f"{path}:{number}: not a known VENDGATE_* setting: {key!r}")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
 
 
 def _raw_value(option: Option, flags: Mapping[str, object], environ: Mapping[str, str]) -> str:

@@ -25,13 +25,13 @@ from vendgate.edge._inputs import (
     Connecting,
     Disconnected,
     Input,
+    ItemApproved,
+    ItemResult,
     ResendDue,
-    SessionClosed,
-    SessionOpened,
+    SessionEnded,
+    SessionFunded,
     ShuttingDown,
     TelemetryDue,
-    VendApproved,
-    VendResult,
 )
 from vendgate.edge._ledger import Ledger
 from vendgate.edge._records import OutboxEvent, Snapshot, VendRecord
@@ -291,10 +291,10 @@ class AgentCore:
         ResendDue: _resend_due,
         TelemetryDue: _telemetry_due,
         BeginFailed: lambda core, step, event: core.vends.begin_failed(step, event),
-        SessionOpened: lambda core, step, event: core.vends.session_opened(step, event),
-        VendApproved: lambda core, step, event: core.vends.vend_approved(step, event),
-        VendResult: lambda core, step, event: core.vends.vend_result(step, event),
-        SessionClosed: lambda core, step, event: core.vends.session_closed(step, event),
+        SessionFunded: lambda core, step, event: core.vends.session_funded(step, event),
+        ItemApproved: lambda core, step, event: core.vends.item_approved(step, event),
+        ItemResult: lambda core, step, event: core.vends.item_result(step, event),
+        SessionEnded: lambda core, step, event: core.vends.session_ended(step, event),
     }
 
 

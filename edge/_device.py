@@ -2,8 +2,9 @@
 
 ``CashlessDevice`` is the surface of ``vendgate.edge.cashless.SerialCashless`` the agent needs;
 tests pass a fake with the same surface. Reader events carry wire units; ``to_input`` converts
-them to minor units (the core counts money in minor units only); planogram prices go to the
-reader in minor units (``set_pricing``).
+them to minor units (the core counts money in minor units only) and passes ``SessionEnded``,
+which carries no amount, as it is; planogram prices go to the reader in minor units
+(``set_pricing``).
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ from typing import Protocol, Self
 
 from vendgate.edge import _inputs as core
 from vendgate.edge.cashless import (
+    ApprovalSent,
     CashlessConfig,
     PriceMode,
     ReaderEvent,
     SessionEnded,
     SessionStarted,
-    VendApproved,
     VendFailed,
     VendSucceeded,
 )
-from vendgate.protocol.mqtt import EndReason
 
 __all__ = ["CashlessDevice", "board_of", "to_input"]
 
@@ -71,16 +71,16 @@ def board_of(device: CashlessDevice) -> core.Board:
 def to_input(event: ReaderEvent, config: CashlessConfig) -> core.Input | None:
     """The core input for a reader event; ``None`` for events that are only logged."""
     if isinstance(event, SessionStarted):
-        return core.SessionOpened(config.to_minor(event.funds))
-    if isinstance(event, VendApproved):
+        return core.SessionFunded(config.to_minor(event.funds))
+    if isinstance(event, ApprovalSent):
         vmc_price = _minor(event.vmc_price, config)
-        return core.VendApproved(event.item, config.to_minor(event.price), vmc_price)
+        return core.ItemApproved(event.item, config.to_minor(event.price), vmc_price)
     if isinstance(event, VendSucceeded | VendFailed):
         success = isinstance(event, VendSucceeded)
         vmc_price = _minor(event.vmc_price, config)
-        return core.VendResult(event.item, config.to_minor(event.price), success, vmc_price)
+        return core.ItemResult(event.item, config.to_minor(event.price), success, vmc_price)
     if isinstance(event, SessionEnded):
-        return core.SessionClosed(EndReason(event.reason))
+        return event
     return None
 
 

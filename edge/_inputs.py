@@ -1,7 +1,9 @@
 """What happens to the edge agent: the inputs its pure core is fed, one at a time.
 
 The shell turns MQTT traffic, reader events and timers into these; the core answers each with
-a list of actions (``_actions``). Amounts from the board are integers in minor units.
+a list of actions (``_actions``). Reader events that carry amounts become ``SessionFunded``,
+``ItemApproved`` and ``ItemResult``, in minor units (the reader's own events count wire units);
+the reader's ``SessionEnded`` carries none and is an input as it is.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from vendgate.protocol.mqtt import EndReason
+from vendgate.edge.cashless import SessionEnded
 
 __all__ = [
     "BeginFailed",
@@ -21,13 +23,13 @@ __all__ = [
     "Connecting",
     "Disconnected",
     "Input",
+    "ItemApproved",
+    "ItemResult",
     "ResendDue",
-    "SessionClosed",
-    "SessionOpened",
+    "SessionEnded",
+    "SessionFunded",
     "ShuttingDown",
     "TelemetryDue",
-    "VendApproved",
-    "VendResult",
 ]
 
 
@@ -99,17 +101,18 @@ class BeginFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionOpened:
-    """The board accepted BEGIN SESSION: a session with ``funds`` is running."""
+class SessionFunded:
+    """The reader's ``SessionStarted``: a session with ``funds`` (minor units) is running."""
 
     funds: int
 
 
 @dataclass(frozen=True, slots=True)
-class VendApproved:
-    """The reader approved a VEND REQUEST: the board is about to dispense ``item``.
+class ItemApproved:
+    """The reader's ``ApprovalSent``: the board is about to dispense ``item``.
 
-    ``price`` is the amount approved (charged if it drops), ``vmc_price`` what the VMC asked."""
+    ``price`` is the amount approved (charged if it drops), ``vmc_price`` what the VMC asked;
+    minor units."""
 
     item: int
     price: int
@@ -117,18 +120,14 @@ class VendApproved:
 
 
 @dataclass(frozen=True, slots=True)
-class VendResult:
-    """VEND SUCCESS (``success``) or VEND FAILURE for ``item`` at the approved ``price``."""
+class ItemResult:
+    """The reader's ``VendSucceeded`` (``success``) or ``VendFailed`` for ``item`` at the
+    approved ``price``; minor units."""
 
     item: int
     price: int
     success: bool
     vmc_price: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionClosed:
-    reason: EndReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +153,10 @@ Input: TypeAlias = (
     | CommandArrived
     | CloudPresenceArrived
     | BeginFailed
-    | SessionOpened
-    | VendApproved
-    | VendResult
-    | SessionClosed
+    | SessionFunded
+    | ItemApproved
+    | ItemResult
+    | SessionEnded
     | ResendDue
     | TelemetryDue
 )

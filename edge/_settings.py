@@ -23,6 +23,8 @@ from typing import Any, cast, get_args
 
 from vendgate.edge._records import JsonValue
 from vendgate.edge.cashless import PriceMode
+from vendgate.protocol import MAX_WIRE_VALUE
+from vendgate.protocol.mdb import MAX_VEND_ITEM
 
 __all__ = ["PRICE_MODES", "SETTING_RANGES", "Settings"]
 
@@ -32,8 +34,6 @@ SETTING_RANGES: Mapping[str, tuple[float, float]] = {
     "telemetry_interval_s": (5.0, 86400.0),  # heartbeat period
 }
 PRICE_MODES: tuple[str, ...] = get_args(PriceMode)
-MAX_ITEM = 0xFFFE  # MDB item numbers are 16 bits; FFFF means "undefined"
-MAX_PRICE = 2**31 - 1  # money on the wire fits a signed 32-bit minor-unit amount
 
 
 class SettingError(ValueError):
@@ -96,8 +96,8 @@ def _planogram(value: JsonValue) -> dict[int, int]:
     for index, entry in enumerate(value):
         if not isinstance(entry, dict):
             raise SettingError(f"[{index}] must be an object, got {entry!r}")
-        item = _whole(entry.get("item"), 0, MAX_ITEM, f"[{index}].item")
-        price = _whole(entry.get("price"), 1, MAX_PRICE, f"[{index}].price")
+        item = _whole(entry.get("item"), 0, MAX_VEND_ITEM, f"[{index}].item")
+        price = _whole(entry.get("price"), 1, MAX_WIRE_VALUE, f"[{index}].price")
         if item in prices:
             raise SettingError(f"[{index}].item {item} is listed twice")
         prices[item] = price

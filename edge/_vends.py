@@ -16,14 +16,14 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
-from vendgate.edge._actions import BeginSession, CancelSession, Log
+from vendgate.edge._actions import CancelSession, Log, StartSession
 from vendgate.edge._inputs import (
     BeginFailed,
     Board,
-    SessionClosed,
-    SessionOpened,
-    VendApproved,
-    VendResult,
+    ItemApproved,
+    ItemResult,
+    SessionEnded,
+    SessionFunded,
 )
 from vendgate.edge._ledger import Ledger
 from vendgate.edge._records import Approval, VendPhase, VendRecord
@@ -68,7 +68,7 @@ class VendRules:
         self._current = command.vend_id
         pending = VendRecord(command.vend_id, VendPhase.PENDING, command.amount, step.now)
         self.ledger.save(step, pending)
-        step.do(BeginSession(command.vend_id, command.amount.value))
+        step.do(StartSession(command.vend_id, command.amount.value))
         step.log(Log.info("vend.begin", vend_id=command.vend_id, amount=command.amount.format()))
 
     def _refusal(self, now: datetime, command: Authorized, board: Board) -> RejectReason | None:
@@ -131,7 +131,7 @@ class VendRules:
         step.log(Log.warning("vend.begin_failed", vend_id=vend.vend_id, error=event.error))
         self._reject(step, vend.vend_id, vend.amount, reason)
 
-    def session_opened(self, step: Step, event: SessionOpened) -> None:
+    def session_funded(self, step: Step, event: SessionFunded) -> None:
         vend = self._current_vend(VendPhase.PENDING)
         if vend is None:
             # A session nobody here asked for (or one we already gave up on): end it.
@@ -149,7 +149,7 @@ class VendRules:
         self.ledger.save(step, opened)
         step.log(Log.info("vend.started", vend_id=vend.vend_id, funds=event.funds))
 
-    def vend_approved(self, step: Step, event: VendApproved) -> None:
+    def item_approved(self, step: Step, event: ItemApproved) -> None:
         vend = self._current_vend(VendPhase.OPEN)
         if vend is None:
             step.log(Log.warning("vend.approved_outside_session", item=event.item))
@@ -161,7 +161,7 @@ class VendRules:
         self.ledger.save(step, _replace(vend, in_flight=approval, updated=step.now))
         step.log(Log.info("vend.approved", vend_id=vend.vend_id, item=event.item))
 
-    def vend_result(self, step: Step, event: VendResult) -> None:
+    def item_result(self, step: Step, event: ItemResult) -> None:
         vend = self._current_vend(VendPhase.OPEN)
         if vend is None:
             step.log(Log.warning("vend.result_outside_session", item=event.item))
@@ -175,7 +175,7 @@ class VendRules:
         )
         self._dispensed(step, vend, line)
 
-    def session_closed(self, step: Step, event: SessionClosed) -> None:
+    def session_ended(self, step: Step, event: SessionEnded) -> None:
         vend = self.ledger.vend(self._current)
         if vend is None:
             step.log(Log.info("session.closed_without_vend", reason=event.reason))

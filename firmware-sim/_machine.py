@@ -26,7 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-MAX_ITEM = 0xFFFE  # FFFF means "item undefined" in VEND REQUEST
+from vendgate.protocol.mdb import MAX_VEND_ITEM
+
 DEFAULT_STOCK = 5
 
 
@@ -43,8 +44,8 @@ class Slot:
     stock: int = DEFAULT_STOCK
 
     def __post_init__(self) -> None:
-        if self.number < 0 or not 0 <= self.item <= MAX_ITEM:
-            raise SlotError(f"slot {self.number}: number must be >= 0, item 0..{MAX_ITEM}")
+        if self.number < 0 or not 0 <= self.item <= MAX_VEND_ITEM:
+            raise SlotError(f"slot {self.number}: number must be >= 0, item 0..{MAX_VEND_ITEM}")
         if self.price < 0 or self.stock < 0:
             raise SlotError(f"slot {self.number}: price and stock cannot be negative")
 

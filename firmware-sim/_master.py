@@ -18,7 +18,6 @@ from vendgate.protocol import mdb
 
 log = logging.getLogger(__name__)
 
-Reply = tuple[mdb.CdMessage, ...]
 Trace = Callable[[mdb.Block], None]
 
 
@@ -73,7 +72,7 @@ class BusMaster:
         blocks, self._outgoing = self._outgoing, []
         return blocks
 
-    def receive_block(self, block: mdb.Block, now: float) -> tuple[mdb.Command, Reply] | None:
+    def receive_block(self, block: mdb.Block, now: float) -> tuple[mdb.Command, mdb.CdReply] | None:
         if block.direction is not mdb.Direction.CD:
             return None  # our own echo
         self._traced(block)

@@ -15,14 +15,13 @@ import logging
 import os
 import socket
 import sys
-import time
 import tty
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TextIO
 
-from vendgate.protocol import mdb
+from vendgate.protocol import Clock, SystemClock, mdb
 
 from . import _keypad
 from ._machine import Machine, Slot, SlotError
@@ -49,7 +48,7 @@ class BoardSim:
         config: VmcConfig | None = None,
         *,
         capture: Path | str | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         self.machine = machine if machine is not None else Machine()
         self.config = config if config is not None else VmcConfig()
@@ -57,8 +56,8 @@ class BoardSim:
         self.device_path = ""
         self.events: list[VmcEvent] = []
         self.last_vend: asyncio.Future[VendOutcome] | None = None
-        self._clock = clock
-        self._started = clock()
+        self._clock = clock or SystemClock()
+        self._started = self._clock.monotonic()
         self.vmc = Vmc(self.machine, self.config, now=self._started, trace=self._capture)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._master_fd = self._slave_fd = -1
@@ -102,7 +101,7 @@ class BoardSim:
 
     def select(self, number: int) -> asyncio.Future[VendOutcome]:
         """Press selection ``number``; ``KeypadError`` if the machine refuses."""
-        self.vmc.select(number, self._clock())
+        self.vmc.select(number, self._clock.monotonic())
         self.last_vend = self._running_loop().create_future()
         self._after_input()
         return self.last_vend
@@ -111,7 +110,7 @@ class BoardSim:
         self.vmc.walk_away()
 
     def cancel(self) -> None:
-        self.vmc.cancel(self._clock())
+        self.vmc.cancel(self._clock.monotonic())
         self._after_input()
 
     def jam(self, number: int) -> Slot:
@@ -119,7 +118,7 @@ class BoardSim:
 
     def power_cycle(self, off_s: float | None = None) -> float:
         seconds = self.config.power_off_s if off_s is None else off_s
-        self.vmc.power_cycle(self._clock(), seconds)
+        self.vmc.power_cycle(self._clock.monotonic(), seconds)
         self._after_input()
         return seconds
 
@@ -164,16 +163,16 @@ class BoardSim:
         except OSError as exc:  # EIO: nobody on the other end
             log.debug("pty read: %s", exc)
             return
-        self.vmc.receive_data(data, self._clock())
+        self.vmc.receive_data(data, self._clock.monotonic())
         self._after_input()
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.vmc.handle_timer(self._clock())
+        self.vmc.handle_timer(self._clock.monotonic())
         self._after_input()
 
     def _after_input(self) -> None:
-        self._write(self.vmc.data_to_send(self._clock()))
+        self._write(self.vmc.data_to_send(self._clock.monotonic()))
         while (event := self.vmc.next_event()) is not None:
             self._dispatch(event)
         self._arm_timer()
@@ -200,14 +199,15 @@ class BoardSim:
         deadline = self.vmc.next_deadline()
         if deadline is None or self._loop is None or self._master_fd < 0:
             return
-        delay = max(deadline - self._clock(), MIN_TIMER_DELAY_S)
+        delay = max(deadline - self._clock.monotonic(), MIN_TIMER_DELAY_S)
         self._timer = self._loop.call_later(delay, self._on_timer)
 
     def _capture(self, block: mdb.Block) -> None:
         if self._capture_file is None:
             return
         line = mdb.format_capture_line(block.direction, block.words)
-        self._capture_file.write(f"{line:<40} # +{self._clock() - self._started:.3f}s\n")
+        elapsed = self._clock.monotonic() - self._started
+        self._capture_file.write(f"{line:<40} # +{elapsed:.3f}s\n")
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from vendgate.protocol import mdb
 
 from ._machine import Machine, Slot, SlotError
-from ._master import BusMaster, Reply, Trace
+from ._master import BusMaster, Trace
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class KeypadError(Exception):
     """The machine refuses a keypad action; the message says why, for the customer."""
 
 
-class Step(enum.Enum):
+class SessionStep(enum.Enum):
     """Where the session is, seen from the VMC."""
 
     NONE = "none"
@@ -141,7 +141,7 @@ VmcEvent = ReaderReady | SessionOpened | VendOutcome | SessionClosed | PowerOff 
 class _Session:
     number: int
     funds: int
-    step: Step = Step.IDLE
+    step: SessionStep = SessionStep.IDLE
     slot: Slot | None = None
     price: int = 0
     approved: int = 0  # the amount VEND APPROVED carried for the current vend
@@ -200,8 +200,8 @@ class Vmc:
         return self.phase is Phase.READY
 
     @property
-    def step(self) -> Step:
-        return self._session.step if self._session is not None else Step.NONE
+    def step(self) -> SessionStep:
+        return self._session.step if self._session is not None else SessionStep.NONE
 
     @property
     def funds(self) -> int | None:
@@ -275,14 +275,14 @@ class Vmc:
     def select(self, number: int, now: float) -> Slot:
         """The customer presses selection ``number``: VEND REQUEST for its price and item."""
         session = self._require_session("select")
-        if session.step is not Step.IDLE:
+        if session.step is not SessionStep.IDLE:
             raise KeypadError(f"busy: the session is {session.step.value}")
         try:
             slot = self.machine.available(number)
         except SlotError as exc:
             raise KeypadError(str(exc)) from None
         session.slot, session.price = slot, self._scaled(slot.price)
-        session.step = Step.REQUESTED
+        session.step = SessionStep.REQUESTED
         self._queued.append(mdb.VendRequest(session.price, slot.item))
         self._next_send_at = min(self._next_send_at, now)
         return slot
@@ -295,7 +295,7 @@ class Vmc:
     def cancel(self, now: float) -> None:
         """The customer presses cancel: the VMC ends the session (SESSION COMPLETE)."""
         session = self._require_session("cancel")
-        if session.step is not Step.IDLE:
+        if session.step is not SessionStep.IDLE:
             raise KeypadError(f"cannot cancel now: the session is {session.step.value}")
         self._end_session()
         self._next_send_at = min(self._next_send_at, now)
@@ -362,7 +362,7 @@ class Vmc:
 
     # --- replies -------------------------------------------------------------------------------
 
-    def _on_reply(self, command: mdb.Command, reply: Reply, now: float) -> None:
+    def _on_reply(self, command: mdb.Command, reply: mdb.CdReply, now: float) -> None:
         self._silent_since = None
         data = [m for m in reply if isinstance(m, mdb.Response)]
         if data:
@@ -387,7 +387,7 @@ class Vmc:
             self._emit(ReaderReady())
         elif isinstance(command, mdb.VendSuccess | mdb.VendFailure):
             self._vend_reported()
-        elif self.step in (Step.REQUESTED, Step.ENDING):
+        elif self.step in (SessionStep.REQUESTED, SessionStep.ENDING):
             # VEND REQUEST or SESSION COMPLETE was ACKed: the answer comes at a POLL
             self._waiting_since = self._waiting_since or now
 
@@ -434,25 +434,25 @@ class Vmc:
 
     def _on_cancel_request(self, message: mdb.SessionCancelRequest, now: float) -> None:
         session = self._session
-        if session is None or session.step is Step.ENDING:
+        if session is None or session.step is SessionStep.ENDING:
             return
-        if session.step is Step.IDLE:
+        if session.step is SessionStep.IDLE:
             self._end_session()
         else:
             session.end_after_vend = True
 
     def _on_vend_approved(self, message: mdb.VendApproved, now: float) -> None:
         session = self._session
-        if session is None or session.step is not Step.REQUESTED:
+        if session is None or session.step is not SessionStep.REQUESTED:
             return  # a repeated approval: this vend is already under way
-        session.step = Step.DISPENSING
+        session.step = SessionStep.DISPENSING
         session.approved = message.amount  # what we deduct if it drops, whatever we asked
         self._waiting_since = None
         self._dispense_done_at = now + self.config.dispense_s
 
     def _on_vend_denied(self, message: mdb.VendDenied, now: float) -> None:
         session = self._session
-        if session is None or session.step is not Step.REQUESTED:
+        if session is None or session.step is not SessionStep.REQUESTED:
             return
         self._waiting_since = None
         self._record(session, "denied", reported=True)
@@ -461,19 +461,19 @@ class Vmc:
     def _finish_dispense(self, now: float) -> None:
         self._dispense_done_at = None
         session = self._session
-        if session is None or session.slot is None or session.step is not Step.DISPENSING:
+        if session is None or session.slot is None or session.step is not SessionStep.DISPENSING:
             return
         session.delivered = self.machine.dispense(session.slot.number)
         if session.delivered:
             self._queued.append(mdb.VendSuccess(session.slot.item))
         else:
             self._queued.append(mdb.VendFailure())
-        session.step = Step.REPORTING
+        session.step = SessionStep.REPORTING
         self._schedule(now)
 
     def _vend_reported(self) -> None:
         session = self._session
-        if session is None or session.step is not Step.REPORTING:
+        if session is None or session.step is not SessionStep.REPORTING:
             return
         if session.delivered:
             session.spent += session.approved
@@ -485,18 +485,18 @@ class Vmc:
         options = self.reader_config.options if self.reader_config is not None else 0
         multivend = self.config.multivend and bool(options & mdb.ReaderOptions.MULTIVEND)
         if multivend and not session.end_after_vend:
-            session.step = Step.IDLE
+            session.step = SessionStep.IDLE
         else:
             self._end_session()
 
     def _end_session(self) -> None:
         if self._session is not None:
-            self._session.step = Step.ENDING
+            self._session.step = SessionStep.ENDING
             self._queued.append(mdb.SessionComplete())
 
     def _on_end_session(self, message: mdb.EndSession, now: float) -> None:
         session = self._session
-        if session is None or session.step not in (Step.IDLE, Step.ENDING):
+        if session is None or session.step not in (SessionStep.IDLE, SessionStep.ENDING):
             return
         self._session = None
         self._waiting_since = None
@@ -524,13 +524,13 @@ class Vmc:
         session = self._session
         if session is None:
             return
-        if session.step is Step.DISPENSING and session.slot is not None:
+        if session.step is SessionStep.DISPENSING and session.slot is not None:
             # The motor was already turning: the product drops (the case §7.4.7 covers).
             session.delivered = self.machine.dispense(session.slot.number, can_jam=False)
-            session.step = Step.REPORTING
-        if session.step is Step.REPORTING:
+            session.step = SessionStep.REPORTING
+        if session.step is SessionStep.REPORTING:
             self._record(session, "success" if session.delivered else "failure", reported=False)
-        elif session.step is Step.REQUESTED:
+        elif session.step is SessionStep.REQUESTED:
             self._record(session, "cancelled", reported=False)
         self._session = None
         self._dispense_done_at = None
@@ -546,7 +546,7 @@ class Vmc:
         self._next_send_at = now + self.config.poll_interval_s
 
     def _stall_deadline(self) -> float | None:
-        if self.step in (Step.DISPENSING, Step.REPORTING):
+        if self.step in (SessionStep.DISPENSING, SessionStep.REPORTING):
             return None  # settle the vend first: a reset now would count it as a success
         since = [t for t in (self._silent_since, self._waiting_since) if t is not None]
         return min(since) + self._non_response() if since else None

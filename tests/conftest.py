@@ -11,14 +11,11 @@ A test using one of these fixtures is marked with its tier automatically.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-from support.mosquitto import Mosquitto
+from support.mosquitto import Mosquitto, running
 from support.postgres import create_database, drop_database
 from support.tiers import TIERS, required_tiers, unavailable
 
@@ -42,19 +39,8 @@ async def amqtt_broker() -> AsyncIterator[EmbeddedBroker]:
 
 @pytest.fixture
 def mosquitto() -> Iterator[Mosquitto]:
-    if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
-        unavailable("mosquitto", "no `mosquitto` binary on PATH (apt install mosquitto)")
-    # Not pytest's tmp_path: mosquitto started as root drops to its own user, which cannot
-    # enter pytest's private (0700) folders.
-    folder = Path(tempfile.mkdtemp(prefix="vendgate-mosquitto-"))
-    broker = Mosquitto(folder)
-    broker.prepare()
-    broker.start()
-    try:
+    with running() as broker:
         yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Who may do what on the broker: client ids tied to usernames, and the cloud's presence topic.
+"""Who may do what on the broker: client ids tied to usernames, logins, each machine's topics.
 
 One machine must not be able to throw another off the broker (issue 9, finding 5).
 
@@ -12,8 +12,9 @@ broker by refusing a client id that differs from the username before it touches 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import aiomqtt
@@ -22,8 +23,10 @@ from support.mosquitto import (
     CLOUD_PASSWORD,
     CLOUD_USER,
     CLOUD_USER_2,
+    STATIC,
     Mosquitto,
     machine_password,
+    running,
 )
 
 from vendgate.broker import EmbeddedBroker, claims_another_identity
@@ -165,3 +168,178 @@ def test_which_connects_claim_another_identity(
     username: str | None, client_id: str, random_id: bool, refused: bool
 ) -> None:
     assert claims_another_identity(username, client_id, random_id) is refused
+
+
+# -- logins and per-machine topics ---------------------------------------------------------------
+# The embedded broker with an in-memory ``authenticate`` (the cloud passes one reading its
+# database) refuses what Mosquitto's dynamic-security roles refuse; the static Mosquitto set-up
+# (mosquitto-static.conf + mosquitto.acl) still confines machines too.
+
+
+class Logins:
+    """An in-memory login store: the cloud user, m1..m3; ``revoked`` ones are refused."""
+
+    def __init__(self) -> None:
+        self.passwords = {CLOUD_USER: CLOUD_PASSWORD}
+        self.passwords |= {m: machine_password(m) for m in ("m1", "m2", "m3")}
+        self.revoked: set[str] = set()
+        self.failing = False
+
+    async def authenticate(self, username: str, password: str) -> bool:
+        if self.failing:
+            raise ConnectionError("the login store is down")
+        return username not in self.revoked and self.passwords.get(username) == password
+
+
+@pytest.fixture
+def logins() -> Logins:
+    return Logins()
+
+
+@pytest.fixture
+async def guarded(logins: Logins) -> AsyncIterator[EmbeddedBroker]:
+    async with EmbeddedBroker(authenticate=logins.authenticate) as broker:
+        yield broker
+
+
+def guarded_login(port: int, username: str | None, password: str | None) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        "127.0.0.1", port, username=username, password=password, socket_options=NODELAY
+    )
+
+
+async def refusal(port: int, username: str | None, password: str | None) -> str:
+    """Why the broker refused the login (its CONNACK text), "" if it let it in."""
+    try:
+        async with guarded_login(port, username, password):
+            return ""
+    except aiomqtt.MqttCodeError as exc:
+        return str(exc)
+
+
+@pytest.mark.amqtt
+@pytest.mark.parametrize(
+    ("username", "password", "reason"),
+    [
+        (None, None, "not authori[sz]ed"),  # anonymous
+        ("m1", "wrong", "bad user name or password"),
+        ("nobody", "anything", "bad user name or password"),
+        (CLOUD_USER, machine_password("m1"), "bad user name or password"),
+    ],
+)
+async def test_embedded_broker_with_logins_refuses_bad_ones(
+    guarded: EmbeddedBroker, username: str | None, password: str | None, reason: str
+) -> None:
+    port = guarded.port or 0
+    found = await refusal(port, username, password)
+    assert re.search(reason, found, flags=re.IGNORECASE), found
+    assert await refusal(port, "m1", machine_password("m1")) == ""
+
+
+@pytest.mark.amqtt
+async def test_embedded_broker_refuses_all_while_the_login_store_is_down(
+    guarded: EmbeddedBroker, logins: Logins
+) -> None:
+    logins.failing = True
+    found = await refusal(guarded.port or 0, "m1", machine_password("m1"))
+    assert "unavailable" in found.lower(), found
+
+
+@pytest.mark.amqtt
+async def test_embedded_broker_confines_a_machine_to_its_own_topics(
+    guarded: EmbeddedBroker,
+) -> None:
+    port = guarded.port or 0
+    async with (
+        guarded_login(port, CLOUD_USER, CLOUD_PASSWORD) as cloud,
+        guarded_login(port, "m1", machine_password("m1")) as m1,
+    ):
+        await cloud.subscribe("vend/v1/#", qos=1)
+        for stranger in ("vend/v1/m2/cmd/#", "vend/v1/+/cmd/#", "#"):
+            codes = await m1.subscribe(stranger, qos=1)
+            assert all(getattr(code, "is_failure", False) for code in codes), stranger
+        await m1.subscribe("vend/v1/m1/cmd/#", qos=1)
+        for forged in ("vend/v1/m2/evt/dispensed", "vend/v1/m2/status", "vend/v1/m1/cmd/x"):
+            await m1.publish(forged, b"forged by m1", qos=1)
+        await m1.publish("vend/v1/m1/status", b"m1 online", qos=1)
+        assert await next_message(cloud) == ("vend/v1/m1/status", b"m1 online")
+        await cloud.publish("vend/v1/m2/cmd/authorized", b"for m2", qos=1)
+        await cloud.publish(COMMAND.replace("m2", "m1"), b"for m1", qos=1)
+        assert await next_message(m1) == ("vend/v1/m1/cmd/authorized", b"for m1")
+
+
+@pytest.mark.amqtt
+async def test_embedded_broker_drops_a_revoked_machine_at_once(
+    guarded: EmbeddedBroker, logins: Logins
+) -> None:
+    port = guarded.port or 0
+    will = aiomqtt.Will("vend/v1/m1/status", b"m1 offline", qos=1)
+    m1 = aiomqtt.Client(
+        "127.0.0.1", port, username="m1", password=machine_password("m1"), will=will
+    )
+    async with (
+        guarded_login(port, CLOUD_USER, CLOUD_PASSWORD) as cloud,
+        m1,
+        guarded_login(port, "m2", machine_password("m2")) as m2,
+    ):
+        await cloud.subscribe("vend/v1/+/status", qos=1)
+        await m1.subscribe("vend/v1/m1/cmd/#", qos=1)
+        logins.revoked.add("m1")
+        assert await guarded.disconnect("m1") == 1
+        with pytest.raises(aiomqtt.MqttError, match="Disconnected"):
+            await next_message(m1)
+        assert await refusal(port, "m1", machine_password("m1")) != ""
+        # no will (as on Mosquitto), and the others stay connected
+        await m2.publish("vend/v1/m2/status", b"m2 online", qos=1)
+        assert await next_message(cloud) == ("vend/v1/m2/status", b"m2 online")
+        await m2.subscribe(COMMANDS, qos=1)
+        await cloud.publish(COMMAND, b"still here", qos=1)
+        assert await next_message(m2) == (COMMAND, b"still here")
+    assert await guarded.disconnect("m1") == 0
+
+
+@pytest.mark.amqtt
+async def test_embedded_broker_a_wrong_password_for_m2_does_not_throw_m2_off(
+    guarded: EmbeddedBroker,
+) -> None:
+    # Checked before amqtt looks for m2's session: refused by amqtt's own auth plugin instead,
+    # the impostor would already have replaced m2's connection.
+    port = guarded.port or 0
+    async with (
+        guarded_login(port, "m2", machine_password("m2")) as m2,
+        guarded_login(port, CLOUD_USER, CLOUD_PASSWORD) as cloud,
+    ):
+        await m2.subscribe(COMMANDS, qos=1)
+        impostor = aiomqtt.Client(
+            "127.0.0.1", port, username="m2", password="guess", identifier="m2", clean_session=True
+        )
+        with pytest.raises(aiomqtt.MqttCodeError):
+            async with impostor:
+                pass
+        await cloud.publish(COMMAND, b"after the impostor", qos=1)
+        assert await next_message(m2) == (COMMAND, b"after the impostor")
+
+
+@pytest.fixture
+def static_mosquitto() -> Iterator[Mosquitto]:
+    with running(STATIC) as broker:
+        yield broker
+
+
+@pytest.mark.mosquitto
+async def test_the_static_mosquitto_setup_still_confines_machines(
+    static_mosquitto: Mosquitto,
+) -> None:
+    port = static_mosquitto.port
+    assert await refusal(port, None, None) != ""
+    assert await refusal(port, "m1", "wrong") != ""
+    async with login(port, CLOUD_USER, CLOUD_USER) as cloud, login(port, "m1", "m1") as m1:
+        await cloud.subscribe("vend/v1/+/evt/+", qos=1)
+        await m1.subscribe("vend/v1/m2/cmd/#", qos=1)  # granted, yet nothing is delivered
+        await m1.subscribe("vend/v1/m1/cmd/#", qos=1)
+        await cloud.publish(COMMAND, b"for m2", qos=1)
+        await cloud.publish("vend/v1/m1/cmd/authorized", b"for m1", qos=1)
+        assert await next_message(m1) == ("vend/v1/m1/cmd/authorized", b"for m1")
+        await m1.publish("vend/v1/m2/evt/dispensed", b"forged by m1", qos=1)
+        await m1.publish("vend/v1/m1/evt/dispensed", b"from m1", qos=1)
+        assert await next_message(cloud) == ("vend/v1/m1/evt/dispensed", b"from m1")

@@ -15,8 +15,14 @@ from typing import Any
 
 import pytest
 
-from vendgate._demo import MACHINES, Purchase, Scenario, problems
-from vendgate._demo._plan import extra_orders, scenario_orders
+from vendgate._demo import (
+    MACHINES,
+    Purchase,
+    Scenario,
+    extra_orders,
+    problems,
+    scenario_orders,
+)
 
 RUN_LIMIT_S = 120
 MAX_PRICE = {spec.machine_id: spec.max_price for spec in MACHINES}

@@ -22,11 +22,11 @@ from test_mdb_pair_kit import Faults, Pair
 
 from vendgate.boardsim import KeypadError, SessionOpened, VmcConfig
 from vendgate.edge.cashless import (
+    ApprovalSent,
     CashlessConfig,
     LocalMdbError,
     ReaderEvent,
     SessionStarted,
-    VendApproved,
     VendFailed,
     VendSucceeded,
 )
@@ -63,7 +63,7 @@ def test_split_frames_and_noise_change_nothing_on_the_bus() -> None:
 def test_a_lost_approval_is_asked_again_and_approved_once() -> None:
     pair = Pair(to_vmc=Faults(drop_once=[COLA_APPROVED]))
     single_vend(pair)
-    approvals = [e for e in pair.reader_events if isinstance(e, VendApproved)]
+    approvals = [e for e in pair.reader_events if isinstance(e, ApprovalSent)]
     assert len(approvals) == 1
     assert successes(pair) == [VendSucceeded(101, 2000, 2000)]
     assert pair.take_trace().count("VMC 13* 00 07 D0 00 65 4F") == 2  # the VMC asked twice
@@ -171,7 +171,7 @@ def check_credit_per_session(events: list[ReaderEvent]) -> None:
     for event in events:
         if isinstance(event, SessionStarted):
             funds, spent, open_approval = event.funds, 0, None
-        elif isinstance(event, VendApproved):
+        elif isinstance(event, ApprovalSent):
             assert open_approval is None, "two approvals open at once"
             assert spent + event.price <= funds, "approved past the credit"
             open_approval = event

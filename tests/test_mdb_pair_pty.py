@@ -18,8 +18,10 @@ from test_mdb_pair_kit import TEST_SLOTS
 from vendgate.boardsim import BoardSim, Machine, VmcConfig
 from vendgate.cli import main as vendgate
 from vendgate.edge.cashless import (
+    ApprovalSent,
     BoardReset,
     CashlessConfig,
+    DenialSent,
     LinkLost,
     LinkRestored,
     ReaderEnabled,
@@ -27,12 +29,11 @@ from vendgate.edge.cashless import (
     SerialCashless,
     SessionEnded,
     SessionStarted,
-    VendApproved,
-    VendDenied,
     VendFailed,
     VendRequested,
     VendSucceeded,
 )
+from vendgate.protocol.mqtt import EndReason
 
 pytestmark = pytest.mark.pty
 
@@ -89,13 +90,13 @@ async def test_a_vend_within_credit_succeeds_and_ends_the_session(bench: Bench) 
     await bench.begin(2500)
     outcome = await asyncio.wait_for(bench.sim.select(1), WAIT_S)  # Cola, item 101, 2000
     assert (outcome.result, outcome.item, outcome.price) == ("success", 101, 2000)
-    await bench.event(SessionEnded("completed"))
+    await bench.event(SessionEnded(EndReason.COMPLETED))
     assert bench.events == [
         SessionStarted(2500),
         VendRequested(2000, 101),
-        VendApproved(2000, 101, 2000),
+        ApprovalSent(2000, 101, 2000),
         VendSucceeded(item=101, price=2000, vmc_price=2000),
-        SessionEnded("completed"),
+        SessionEnded(EndReason.COMPLETED),
     ]
     # The reader's event comes when it queues END SESSION; the VMC records it when it reads it.
     async with asyncio.timeout(WAIT_S):
@@ -108,8 +109,8 @@ async def test_an_item_over_the_credit_is_denied(bench: Bench) -> None:
     await bench.begin(2500)
     outcome = await asyncio.wait_for(bench.sim.select(3), WAIT_S)  # Sandwich 3000
     assert outcome.result == "denied"
-    await bench.event(SessionEnded("completed"))
-    assert VendDenied(3000, 103, "exceeds_credit") in bench.events
+    await bench.event(SessionEnded(EndReason.COMPLETED))
+    assert DenialSent(3000, 103, "exceeds_credit") in bench.events
     assert bench.sim.machine.dispensed == []
 
 
@@ -118,7 +119,7 @@ async def test_a_jammed_motor_reports_vend_failed(bench: Bench) -> None:
     bench.sim.jam(1)
     outcome = await asyncio.wait_for(bench.sim.select(1), WAIT_S)
     assert outcome.result == "failure"
-    await bench.event(SessionEnded("completed"))
+    await bench.event(SessionEnded(EndReason.COMPLETED))
     assert VendFailed(101, 2000, 2000) in bench.events
     assert not any(isinstance(e, VendSucceeded) for e in bench.events)
 
@@ -127,10 +128,10 @@ async def test_no_selection_ends_the_session_by_timeout(bench: Bench) -> None:
     bench.reader.set_selection_timeout(0.5)
     await bench.begin(2500)
     bench.sim.walk_away()
-    await bench.event(SessionEnded("timeout"))
+    await bench.event(SessionEnded(EndReason.TIMEOUT))
     async with asyncio.timeout(WAIT_S):
         await bench.sim.wait_no_session()
-    assert bench.events == [SessionStarted(2500), SessionEnded("timeout")]
+    assert bench.events == [SessionStarted(2500), SessionEnded(EndReason.TIMEOUT)]
     assert bench.reader.can_begin_session
 
 
@@ -150,7 +151,7 @@ async def test_the_capture_decodes_with_all_checksums_ok(
 ) -> None:
     await bench.begin(2500)
     await asyncio.wait_for(bench.sim.select(2), WAIT_S)
-    await bench.event(SessionEnded("completed"))
+    await bench.event(SessionEnded(EndReason.COMPLETED))
     async with asyncio.timeout(WAIT_S):
         await bench.sim.wait_no_session()
     # The bus keeps polling, so the live capture grows: decode and count one snapshot of it.

@@ -11,16 +11,17 @@ from test_mdb_pair_kit import Pair
 
 from vendgate.boardsim import VendOutcome, VmcConfig
 from vendgate.edge.cashless import (
+    ApprovalSent,
     BoardReset,
+    DenialSent,
     ReaderEnabled,
     SessionEnded,
     SessionStarted,
-    VendApproved,
-    VendDenied,
     VendFailed,
     VendRequested,
     VendSucceeded,
 )
+from vendgate.protocol.mqtt import EndReason
 
 BEGIN_SESSION_2500 = ["VMC 12* 12", "CD 03 09 C4 D0*", "VMC 00"]
 COLA_REQUEST = "VMC 13* 00 07 D0 00 65 4F"
@@ -83,9 +84,9 @@ def test_example_1_single_vend() -> None:
     assert pair.take_reader_events() == [
         SessionStarted(2500),
         VendRequested(2000, 101),
-        VendApproved(2000, 101, 2000),
+        ApprovalSent(2000, 101, 2000),
         VendSucceeded(101, 2000, 2000),
-        SessionEnded("completed"),
+        SessionEnded(EndReason.COMPLETED),
     ]
 
 
@@ -122,8 +123,8 @@ def test_example_2_multi_vend_stops_at_the_credit() -> None:
         VendSucceeded(102, 1500, 1500),
         VendSucceeded(104, 500, 500),
     ]
-    assert VendDenied(1500, 102, "exceeds_credit") in events
-    assert events[-1] == SessionEnded("timeout")
+    assert DenialSent(1500, 102, "exceeds_credit") in events
+    assert events[-1] == SessionEnded(EndReason.TIMEOUT)
 
 
 def test_example_3_session_cancelled_by_the_reader() -> None:
@@ -138,7 +139,7 @@ def test_example_3_session_cancelled_by_the_reader() -> None:
         "VMC 00",
         *SESSION_COMPLETE,
     ]
-    assert pair.take_reader_events() == [SessionStarted(2500), SessionEnded("cancelled")]
+    assert pair.take_reader_events() == [SessionStarted(2500), SessionEnded(EndReason.CANCELLED)]
 
 
 def test_example_5_vend_failure() -> None:
@@ -158,9 +159,9 @@ def test_example_5_vend_failure() -> None:
     assert pair.take_reader_events() == [
         SessionStarted(2500),
         VendRequested(2000, 101),
-        VendApproved(2000, 101, 2000),
+        ApprovalSent(2000, 101, 2000),
         VendFailed(101, 2000, 2000),
-        SessionEnded("completed"),
+        SessionEnded(EndReason.COMPLETED),
     ]
 
 
@@ -179,8 +180,8 @@ def test_example_6_vend_denied() -> None:
     assert pair.take_reader_events() == [
         SessionStarted(2500),
         VendRequested(3000, 103),
-        VendDenied(3000, 103, "exceeds_credit"),
-        SessionEnded("completed"),
+        DenialSent(3000, 103, "exceeds_credit"),
+        SessionEnded(EndReason.COMPLETED),
     ]
     assert pair.machine.dispensed == []
 
@@ -196,10 +197,10 @@ def test_vmc_reset_between_approved_and_success_counts_as_success() -> None:
     assert pair.take_reader_events() == [
         SessionStarted(2500),
         VendRequested(2000, 101),
-        VendApproved(2000, 101, 2000),
+        ApprovalSent(2000, 101, 2000),
         BoardReset(),
         VendSucceeded(101, 2000, 2000),  # §7.4.7
-        SessionEnded("board_reset"),
+        SessionEnded(EndReason.BOARD_RESET),
         ReaderEnabled(),
     ]
     outcome = pair.vmc.outcomes[-1]

@@ -5,9 +5,10 @@ Debian's package starts ``mosquitto -c /etc/mosquitto/mosquitto.conf``; that mai
 README drops the repo's ``mosquitto.conf``. This test lays that out in a temporary folder from
 ``support/debian-mosquitto.conf`` (a verbatim copy of the file Debian 12's mosquitto 2.0.11
 package ships; the system's own may be edited, as it is on our CI machine), runs the shell
-lines of the README's block with ``/etc/mosquitto`` moved into the folder and another port,
-and logs in. Only paths and the port change; a README line the test does not understand fails
-it, so the README and this test change together.
+lines of the README's block with ``/etc/mosquitto`` and ``/var/lib/mosquitto`` moved into the
+folder and another port (passwords, which the README's commands ask for, given on the command
+line), and logs in. Only paths, the port and the passwords change; a README line the test does
+not understand fails it, so the README and this test change together.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiomqtt
 import pytest
-from support.mosquitto import REPO, Mosquitto, free_port
+from support.mosquitto import REPO, Mosquitto, free_port, plugin_path
 from support.tiers import unavailable
+
+from vendgate.cli import main
 
 pytestmark = pytest.mark.mosquitto
 
@@ -53,26 +57,39 @@ def readme_broker_steps() -> list[list[str]]:
 
 
 def moved(path: str, etc: Path) -> str:
-    return path.replace("/etc/mosquitto", str(etc))
+    return path.replace("/etc/mosquitto", str(etc)).replace("/var/lib/mosquitto", f"{etc}/lib")
 
 
-def run_step(words: list[str], etc: Path, broker: Mosquitto) -> None:
-    """One README command on the temporary layout; the broker's start stands for systemctl."""
+def run_step(words: list[str], etc: Path, broker: Mosquitto, env: dict[str, str]) -> None:
+    """One README command on the temporary layout; the broker's start stands for systemctl.
+    The README's relative paths are in ``etc``'s ``work`` folder (the operator's checkout);
+    ``env`` holds what it exports."""
+    work = etc / "work"
     match words:
         case ["apt", "install", "mosquitto"]:
             pass  # the binaries are there (checked by the fixture)
         case ["cp", source, target] if target.startswith("/etc/mosquitto/"):
             shutil.copy(REPO / source, moved(target, etc))
-        case ["mosquitto_passwd", *options, passwd, user] if set(options) <= {"-c"}:
-            # -b: the password from the command line instead of the terminal prompt
-            command = ["mosquitto_passwd", *options, "-b", moved(passwd, etc), user, PASSWORD]
-            done = subprocess.run(command, capture_output=True, text=True)
-            assert done.returncode == 0, f"{shlex.join(words)}: {done.stderr.strip()}"
-        case ["chgrp", group, path]:
-            if os.geteuid() == 0:  # only root's mosquitto drops to the mosquitto user
-                shutil.chown(moved(path, etc), group=group)
-        case ["chmod", mode, path] if re.fullmatch("[0-7]{3}", mode):
-            Path(moved(path, etc)).chmod(int(mode, 8))
+        case ["vendgate", "broker", "init-dynsec", "--file", path, *options]:
+            command = ["broker", "init-dynsec", "--file", str(work / path), *options]
+            assert main([*command, "--password", PASSWORD]) == 0
+        case ["install", "-m", mode, "-o", user, "-g", group, source, target]:
+            installed = Path(moved(target, etc))
+            shutil.copy(work / source, installed)
+            installed.chmod(int(mode, 8))
+            if os.geteuid() == 0:
+                shutil.chown(installed, user, group)
+        case ["rm", path]:
+            (work / path).unlink()
+        case ["export", setting] if setting.startswith("VENDGATE_BROKER_ADMIN_URL="):
+            admin = re.fullmatch(r"[^=]+=mqtt://([\w-]+)@127\.0\.0\.1:1883", setting)
+            assert admin, f"the README's admin login {setting!r} is new to me"
+            env["admin_url"] = f"mqtt://{admin[1]}:{PASSWORD}@127.0.0.1:{broker.port}"
+        case ["vendgate", "broker", "account", *arguments]:
+            command = ["broker", "account", *arguments, "--url", env["admin_url"]]
+            command += ["--password", PASSWORD]
+            with ThreadPoolExecutor(1) as pool:  # it runs its own event loop; the test's is busy
+                assert pool.submit(main, command).result() == 0
         case ["systemctl", "restart", "mosquitto"]:
             move_into_folder(etc, broker.port)
             broker.start()
@@ -98,6 +115,9 @@ def move_into_folder(etc: Path, port: int) -> None:
             r"^listener 1883\s*$", f"listener {port} 127.0.0.1", drop_in.read_text(), flags=re.M
         )
         assert listeners == 1, f"{drop_in.name} has no single `listener 1883` line"
+        text = re.sub(
+            r"^plugin (\S+)$", lambda found: f"plugin {plugin_path(found[1])}", text, flags=re.M
+        )
         drop_in.write_text(moved(text, etc))
 
 
@@ -111,7 +131,7 @@ def debian_etc() -> Iterator[Path]:
     except KeyError:
         pytest.skip("no `mosquitto` group: this mosquitto is not Debian's package")
     etc = Path(tempfile.mkdtemp(prefix="vendgate-debian-layout-"))
-    for folder in (etc, etc / "conf.d", etc / "run", etc / "lib"):
+    for folder in (etc, etc / "conf.d", etc / "run", etc / "lib", etc / "work"):
         folder.mkdir(exist_ok=True)
         folder.chmod(0o777)  # Debian makes these the mosquitto user's; it drops to that user
     shutil.copy(STOCK_CONF, etc / "mosquitto.conf")
@@ -124,9 +144,10 @@ def debian_etc() -> Iterator[Path]:
 
 async def test_the_readme_broker_steps_work_on_debians_stock_layout(debian_etc: Path) -> None:
     broker = Mosquitto(debian_etc, port=free_port())
+    env: dict[str, str] = {}
     try:
         for words in readme_broker_steps():
-            run_step(words, debian_etc, broker)
+            run_step(words, debian_etc, broker, env)
         assert broker.process is not None, "the README's steps never (re)start mosquitto"
         async with (
             aiomqtt.Client(

@@ -1,25 +1,43 @@
-"""amqtt's broker with one rule added: a client that names a username must use it as client id.
+"""amqtt's broker with vendgate's rules: client id = username, logins, and per-machine topics.
 
 Why not an amqtt auth plugin: amqtt 0.12 runs ``authenticate`` only after it has matched the
 CONNECT's client id to an existing session. A refused client has by then already deleted that
 session (clean session) or dropped its connection and rewritten its will and login
 (persistent session), so an impostor refused by a plugin still throws the real client off
 (seen with tests/test_broker_access.py against such a plugin). This subclass reads the CONNECT
-itself first, refuses a mismatch with CONNACK "identifier rejected" before amqtt sees anything,
-and otherwise hands amqtt the connection with the CONNECT bytes replayed.
+itself first and refuses, before amqtt sees anything, a client id other than the username
+(CONNACK "identifier rejected") and, when it was given an ``authenticate`` coroutine function,
+a client without a login ("not authorized") or with a wrong one ("bad username or password");
+otherwise it hands amqtt the connection with the CONNECT bytes replayed.
+
+Topics are amqtt's plugin business (it asks on every subscribe, publish and delivery), so they
+are checked by ``GrantsTopicPlugin``, with the grants Mosquitto's roles hold.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
+from typing import Any
 
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
-from amqtt.mqtt.connack import IDENTIFIER_REJECTED, ConnackPacket
+from amqtt.contexts import Action
+from amqtt.mqtt.connack import (
+    BAD_USERNAME_PASSWORD,
+    IDENTIFIER_REJECTED,
+    NOT_AUTHORIZED,
+    SERVER_UNAVAILABLE,
+    ConnackPacket,
+)
 from amqtt.mqtt.connect import ConnectPacket
+from amqtt.plugins.base import BaseTopicPlugin
+from amqtt.session import Session
 
-from vendgate.broker import claims_another_identity
+from vendgate.broker import Authenticate, claims_another_identity
+from vendgate.cloud.broker import Access, machine_grants, permits
+from vendgate.protocol.mqtt import ContractError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +73,12 @@ class ReplayingReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no ty
 
 
 class IdentityCheckingBroker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
-    """amqtt's ``Broker`` that refuses a client id other than the username (TCP listeners)."""
+    """amqtt's ``Broker`` that refuses a client id other than the username and, given
+    ``authenticate``, a client without a good login (TCP listeners)."""
+
+    def __init__(self, config: dict[str, Any], authenticate: Authenticate | None = None) -> None:
+        super().__init__(config)
+        self._check_login = authenticate
 
     async def stream_connected(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
@@ -64,19 +87,83 @@ class IdentityCheckingBroker(Broker):  # type: ignore[misc]  # amqtt ships no ty
         sink = StreamWriterAdapter(writer)
         try:
             connect = await ConnectPacket.from_stream(source)
-            username, client_id = connect.username, connect.client_id
-            refused = claims_another_identity(username, client_id, connect.client_id_is_random)
         except Exception:  # not a CONNECT we can read: amqtt answers it in its own way
-            refused = False
-        if refused:
+            refusal = None
+        else:
+            refusal = await self._refusal(connect)
+        if refusal is not None:
+            await ConnackPacket.build(0, refusal).to_stream(sink)
+            await sink.close()
+            return
+        source.rewind()
+        await self.external_connected(source, sink, listener_name)
+
+    async def _refusal(self, connect: ConnectPacket) -> int | None:
+        """The CONNACK return code that refuses this CONNECT, or None to let it in."""
+        username, client_id = connect.username, connect.client_id
+        if claims_another_identity(username, client_id, connect.client_id_is_random):
             log.warning(
                 "refused client id %r: it must be the username %r (one client must not take "
                 "over another's session)",
                 client_id,
                 username,
             )
-            await ConnackPacket.build(0, IDENTIFIER_REJECTED).to_stream(sink)
-            await sink.close()
-            return
-        source.rewind()
-        await self.external_connected(source, sink, listener_name)
+            return int(IDENTIFIER_REJECTED)
+        if self._check_login is None:
+            return None
+        if username is None or connect.password is None:
+            log.warning("refused client %r: no username and password", client_id)
+            return int(NOT_AUTHORIZED)
+        try:
+            allowed = await self._check_login(username, connect.password)
+        except Exception:  # the login store is down: say so, do not let anyone in
+            log.exception("refused %r: authenticate failed", username)
+            return int(SERVER_UNAVAILABLE)
+        if not allowed:
+            log.warning("refused %r: bad username or password", username)
+            return int(BAD_USERNAME_PASSWORD)
+        return None
+
+    async def disconnect(self, username: str) -> int:
+        """Close the connections logged in as ``username``, without their wills."""
+        dropped = 0
+        for session, handler in list(self._sessions.values()):
+            if session.username == username and session.transitions.is_connected():
+                session.will_flag = False
+                await handler.handle_connection_closed()
+                dropped += 1
+        return dropped
+
+
+ACTIONS = {Action.PUBLISH: Access.SEND, Action.SUBSCRIBE: Access.SUBSCRIBE}
+
+
+class GrantsTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]  # amqtt ships no type hints
+    """A cloud user may do anything; any other login is a machine, with ``machine_grants``
+    (a username that is no machine id gets nothing)."""
+
+    @dataclass
+    class Config:
+        prefix: str
+        cloud_users: list[str] = field(default_factory=list)
+
+    async def topic_filtering(
+        self,
+        *,
+        session: Session | None = None,
+        topic: str | None = None,
+        action: Action | None = None,
+    ) -> bool:
+        username = session.username if session is not None else None
+        if username is None or topic is None or action is None:
+            return False
+        if username in self.config.cloud_users:
+            return True
+        try:
+            grants = machine_grants(username, self.config.prefix)
+        except ContractError:
+            return False
+        allowed = permits(grants, ACTIONS.get(action, Access.RECEIVE), topic)
+        if not allowed and action is not Action.RECEIVE:
+            log.info("refused %s %s on %s", username, action, topic)
+        return allowed

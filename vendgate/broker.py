@@ -9,13 +9,23 @@ Like the repo's Mosquitto (``use_username_as_clientid true``) it ties a client's
 username, so that no client can take over another's session: a client that names a username must
 use it as client id, or it is refused (``vendgate/_amqtt_identity.py``). Anonymous clients, and
 clients that send no client id, connect as before.
+
+Logins are off by default (anonymous, every topic: the demo and most tests). Given an
+``authenticate(username, password)`` coroutine function (the cloud passes one that reads its
+database), every client must log in, and the broker confines each to what Mosquitto's roles
+allow (``vendgate.cloud.broker.machine_grants``: a machine only its own topics), except the
+``cloud_users``, which may do anything. ``disconnect(username)`` drops that login's
+connections at once (after a revoke: ``authenticate`` then refuses it).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Collection
 from types import TracebackType
 from typing import Any, Self
+
+from vendgate.protocol.mqtt import DEFAULT_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +34,13 @@ class BrokerStartError(RuntimeError):
     """The embedded broker could not start (usually: the port is taken)."""
 
 
+# amqtt wants one auth plugin that says yes; logins are checked before amqtt sees a CONNECT.
 ANONYMOUS_ONLY = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+TOPIC_CHECK = "vendgate._amqtt_identity.GrantsTopicPlugin"
+CLOUD_USER = "vendgate-cloud"
+
+# ``authenticate(username, password)``: True lets the client in.
+Authenticate = Callable[[str, str], Awaitable[bool]]
 
 
 def claims_another_identity(username: str | None, client_id: str | None, random_id: bool) -> bool:
@@ -42,11 +58,22 @@ class EmbeddedBroker:
     It must be entered inside a running event loop (amqtt builds its servers there).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        authenticate: Authenticate | None = None,
+        cloud_users: Collection[str] = (CLOUD_USER,),
+        prefix: str = DEFAULT_PREFIX,
+    ) -> None:
         self.host = host
         self._requested_port = port
         self.port: int | None = None
         self._broker: Any = None
+        self.authenticate = authenticate
+        self.cloud_users = frozenset(cloud_users)
+        self.prefix = prefix
 
     @property
     def url(self) -> str:
@@ -58,13 +85,16 @@ class EmbeddedBroker:
         # heavy import, only when a broker is wanted
         from vendgate._amqtt_identity import IdentityCheckingBroker
 
+        plugins: dict[str, Any] = dict(ANONYMOUS_ONLY)
+        if self.authenticate is not None:
+            plugins[TOPIC_CHECK] = {"prefix": self.prefix, "cloud_users": sorted(self.cloud_users)}
         config = {
             "listeners": {
                 "default": {"type": "tcp", "bind": f"{self.host}:{self._requested_port}"}
             },
-            "plugins": ANONYMOUS_ONLY,
+            "plugins": plugins,
         }
-        self._broker = IdentityCheckingBroker(config)
+        self._broker = IdentityCheckingBroker(config, authenticate=self.authenticate)
         try:
             await self._broker.start()
         except Exception as exc:  # amqtt wraps the OSError in its own BrokerError
@@ -87,6 +117,16 @@ class EmbeddedBroker:
             if self._requested_port:
                 return self._requested_port
             raise RuntimeError("cannot find the embedded broker's port") from None
+
+    async def disconnect(self, username: str) -> int:
+        """Drop every connection logged in as ``username`` now, without its will (as Mosquitto
+        does on a revoke); returns how many there were. Its sessions stay."""
+        if self._broker is None:
+            raise RuntimeError("the broker is not running")
+        dropped: int = await self._broker.disconnect(username)
+        if dropped:
+            log.info("dropped %d connection(s) of %s", dropped, username)
+        return dropped
 
     async def stop(self) -> None:
         if self._broker is not None:

@@ -4,19 +4,28 @@ from vendgate.cloud.errors import RateLimited
 
 from ._controllers import CustomerController
 from ._limits import CustomerLimits
-from ._pages import CONTENT_SECURITY_POLICY, error_page, status_page
-from ._service import Started, StatusView, customer_state, start_purchase, status_view
+from ._pages import CONTENT_SECURITY_POLICY, POLL_MS, error_page, status_page
+from ._service import (
+    CustomerService,
+    Purchases,
+    Started,
+    StatusView,
+    customer_state,
+    status_view,
+)
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
+    "POLL_MS",
     "CustomerController",
     "CustomerLimits",
+    "CustomerService",
+    "Purchases",
     "RateLimited",
     "Started",
     "StatusView",
     "customer_state",
     "error_page",
-    "start_purchase",
     "status_page",
     "status_view",
 ]

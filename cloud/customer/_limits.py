@@ -1,6 +1,6 @@
 """Rate limits on the customer routes: scans per machine, status page polls per token.
 
-The buckets live in this replica's memory (``app.state.customer_limits``): they protect
+The buckets live in this replica's memory (the one ``CustomerLimits`` the app builds): they protect
 against abuse, they are not a contract, so each replica limits on its own (behind a load
 balancer the effective limit is the setting times the replicas a client reaches). Nothing
 here is needed by another replica, and losing it on restart only forgives debts.
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
-from litestar.datastructures import State
 
 from vendgate.cloud.db import Machine
 from vendgate.cloud.errors import NotFound, RateLimited
@@ -65,8 +63,3 @@ class CustomerLimits:
         if self.origin is None:
             self.origin = now
         return (now - self.origin) / timedelta(seconds=1)
-
-
-def provide_limits(state: State) -> CustomerLimits:
-    limits: CustomerLimits = state.customer_limits
-    return limits

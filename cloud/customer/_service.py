@@ -1,27 +1,37 @@
-"""Starting a purchase (scan or check-in) and what the customer's status page shows."""
+"""Starting a purchase (scan or check-in), what the customer's status page shows, and the
+customer routes' service (``CustomerService``: the scan and the status page, rate limited)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vendgate.cloud.context import CloudContext
-from vendgate.cloud.db import Machine, Payment, ProcessedMessage, VendSession, transaction
+from vendgate.cloud.db import (
+    Machine,
+    Payment,
+    ProcessedMessage,
+    SessionFactory,
+    VendSession,
+    transaction,
+)
 from vendgate.cloud.errors import (
     MachineUnavailable,
     NotFound,
     PaymentStartFailed,
     Unavailability,
 )
-from vendgate.cloud.machines import get_machine, has_open_vend, slots_of, unavailability
-from vendgate.cloud.vends import VendState, lines_of, open_vend
-from vendgate.protocol import Money
+from vendgate.cloud.machines import Pings, get_machine, has_open_vend, slots_of, unavailability
+from vendgate.cloud.settings import TimingSettings
+from vendgate.cloud.vends import VendService, VendState, lines_of, open_vend
+from vendgate.protocol import Clock, Money
+
+from ._limits import CustomerLimits
 
 log = logging.getLogger(__name__)
 
@@ -32,112 +42,118 @@ class Started:
     redirect_url: str | None
 
 
-async def start_purchase(
-    ctx: CloudContext,
-    machine: Machine | str,
-    *,
-    customer_token: str | None = None,
-    dedup_key: str | None = None,
-    admit: Callable[[Machine], None] | None = None,
-) -> Started:
-    """Open a session and create its payment, or refuse (offline, busy, disabled, silent).
+@dataclass  # not frozen: the scan benchmark swaps its timing
+class Purchases:
+    """Starts a purchase (a scan, a Vipps check-in): refuses what cannot be sold now, pings the
+    machine, opens the session, and has the vend service create its payment."""
 
-    ``admit`` sees the machine once it is known to exist, before anything else is read or
-    written, and may refuse by raising (the scan's rate limit). Before anything is written
-    the machine is pinged: no answer within ``ping_timeout``, no session and no payment.
-    """
-    machine_id = machine if isinstance(machine, str) else machine.id
-    if ctx.settings.timing.ping_timeout > 0:
-        name = await _check(ctx, machine_id, admit)
-        await _ask(ctx, machine_id, name)
-        admit = None  # taken once, above
-    vend_id = await _open(ctx, machine_id, customer_token, dedup_key, admit)
-    # The customer waits for the redirect: one short create attempt; the reconciler retries.
-    await ctx.vends.run_claimed(vend_id, scan=True)
-    async with transaction(ctx.sessions) as db:
-        vend = await db.get(VendSession, vend_id)
-        payment = await db.get(Payment, vend_id)
-    assert vend is not None
-    assert payment is not None
-    # Still creating (Vipps did not answer; the reconciler retries) or refused outright.
-    if vend.state in (VendState.CREATING, VendState.CLOSED):
-        raise PaymentStartFailed("Vipps did not take the payment; please try again shortly")
-    return Started(vend_id, payment.redirect_url)
+    sessions: SessionFactory
+    vends: VendService
+    pings: Pings
+    _: KW_ONLY
+    clock: Clock
+    timing: TimingSettings
 
+    async def start(
+        self,
+        machine_id: str,
+        *,
+        customer_token: str | None = None,
+        dedup_key: str | None = None,
+        admit: Callable[[Machine], None] | None = None,
+    ) -> Started:
+        """Open a session and create its payment, or refuse (offline, busy, disabled, silent).
 
-async def _check(
-    ctx: CloudContext, machine_id: str, admit: Callable[[Machine], None] | None
-) -> str:
-    """Refuse what the database already knows (read only); the machine's name otherwise."""
-    async with transaction(ctx.sessions) as db:
-        machine, _ = await _available(ctx, db, machine_id, admit)
-        return machine.name
+        ``admit`` sees the machine once it is known to exist, before anything else is read or
+        written, and may refuse by raising (the scan's rate limit). Before anything is written
+        the machine is pinged: no answer within ``ping_timeout``, no session and no payment.
+        """
+        if self.timing.ping_timeout > 0:
+            name = await self._check(machine_id, admit)
+            await self._ask(machine_id, name)
+            admit = None  # taken once, above
+        vend_id = await self._open(machine_id, customer_token, dedup_key, admit)
+        # The customer waits for the redirect: one short create attempt; the reconciler retries.
+        await self.vends.run_claimed(vend_id, scan=True)
+        async with transaction(self.sessions) as db:
+            vend = await db.get(VendSession, vend_id)
+            payment = await db.get(Payment, vend_id)
+        assert vend is not None
+        assert payment is not None
+        # Still creating (Vipps did not answer; the reconciler retries) or refused outright.
+        if vend.state in (VendState.CREATING, VendState.CLOSED):
+            raise PaymentStartFailed("Vipps did not take the payment; please try again shortly")
+        return Started(vend_id, payment.redirect_url)
 
+    async def _check(self, machine_id: str, admit: Callable[[Machine], None] | None) -> str:
+        """Refuse what the database already knows (read only); the machine's name otherwise."""
+        async with transaction(self.sessions) as db:
+            machine, _ = await self._available(db, machine_id, admit)
+            return machine.name
 
-async def _ask(ctx: CloudContext, machine_id: str, name: str) -> None:
-    """Refuse unless the machine answers the ping now, able to vend."""
-    pong = await ctx.pings.ask(machine_id, ctx.settings.timing.ping_timeout)
-    if pong is None:
-        log.info("scan at %s refused: no answer to the ping", machine_id)
-        raise MachineUnavailable(name, Unavailability.OFFLINE)
-    if not pong.can_vend:
-        log.info(
-            "scan at %s refused: board %s, open vends %s",
-            machine_id,
-            pong.board,
-            ",".join(pong.open_vends) or "-",
-        )
-        # A vend still open there is "busy"; anything else (board silent, reader disabled) is
-        # out of order, which the customer sees as offline.
-        reason = Unavailability.BUSY if pong.open_vends else Unavailability.OFFLINE
-        raise MachineUnavailable(name, reason)
-
-
-async def _available(
-    ctx: CloudContext,
-    db: AsyncSession,
-    machine_id: str,
-    admit: Callable[[Machine], None] | None = None,
-) -> tuple[Machine, int]:
-    """The machine and its highest price, or ``MachineUnavailable`` (offline, busy...)."""
-    machine = await get_machine(db, machine_id)
-    if admit is not None:
-        admit(machine)
-    max_price = await _highest_price(db, machine)
-    busy = await has_open_vend(db, machine.id)
-    reason = unavailability(machine, ctx.clock(), ctx.settings.timing.heartbeat_window, busy)
-    if reason is not None:
-        raise MachineUnavailable(machine.name, reason)
-    return machine, max_price
-
-
-async def _open(
-    ctx: CloudContext,
-    machine_id: str,
-    token: str | None,
-    dedup_key: str | None,
-    admit: Callable[[Machine], None] | None,
-) -> str:
-    now = ctx.clock()
-    async with transaction(ctx.sessions) as db:
-        # Again: the machine may have become busy or offline while it was pinged.
-        machine, max_price = await _available(ctx, db, machine_id, admit)
-        if dedup_key is not None:
-            db.add(ProcessedMessage(key=dedup_key, received_at=now))
-        try:
-            vend = await open_vend(
-                db,
-                machine,
-                max_price,
-                now,
-                ctx.settings.timing,
-                mode="redirect" if token is None else "callback",
-                customer_token=token,
+    async def _ask(self, machine_id: str, name: str) -> None:
+        """Refuse unless the machine answers the ping now, able to vend."""
+        pong = await self.pings.ask(machine_id, self.timing.ping_timeout)
+        if pong is None:
+            log.info("scan at %s refused: no answer to the ping", machine_id)
+            raise MachineUnavailable(name, Unavailability.OFFLINE)
+        if not pong.can_vend:
+            log.info(
+                "scan at %s refused: board %s, open vends %s",
+                machine_id,
+                pong.board,
+                ",".join(pong.open_vends) or "-",
             )
-        except IntegrityError as exc:
-            # Another request opened a session at this machine a moment ago.
-            raise MachineUnavailable(machine.name, Unavailability.BUSY) from exc
-        return vend.id
+            # A vend still open there is "busy"; anything else (board silent, reader disabled)
+            # is out of order, which the customer sees as offline.
+            reason = Unavailability.BUSY if pong.open_vends else Unavailability.OFFLINE
+            raise MachineUnavailable(name, reason)
+
+    async def _available(
+        self,
+        db: AsyncSession,
+        machine_id: str,
+        admit: Callable[[Machine], None] | None = None,
+    ) -> tuple[Machine, int]:
+        """The machine and its highest price, or ``MachineUnavailable`` (offline, busy...)."""
+        machine = await get_machine(db, machine_id)
+        if admit is not None:
+            admit(machine)
+        max_price = await _highest_price(db, machine)
+        busy = await has_open_vend(db, machine.id)
+        now = self.clock.now()
+        reason = unavailability(machine, now, self.timing.heartbeat_window, busy)
+        if reason is not None:
+            raise MachineUnavailable(machine.name, reason)
+        return machine, max_price
+
+    async def _open(
+        self,
+        machine_id: str,
+        token: str | None,
+        dedup_key: str | None,
+        admit: Callable[[Machine], None] | None,
+    ) -> str:
+        now = self.clock.now()
+        async with transaction(self.sessions) as db:
+            # Again: the machine may have become busy or offline while it was pinged.
+            machine, max_price = await self._available(db, machine_id, admit)
+            if dedup_key is not None:
+                db.add(ProcessedMessage(key=dedup_key, received_at=now))
+            try:
+                vend = await open_vend(
+                    db,
+                    machine,
+                    max_price,
+                    now,
+                    self.timing,
+                    mode="redirect" if token is None else "callback",
+                    customer_token=token,
+                )
+            except IntegrityError as exc:
+                # Another request opened a session at this machine a moment ago.
+                raise MachineUnavailable(machine.name, Unavailability.BUSY) from exc
+            return vend.id
 
 
 async def _highest_price(db: AsyncSession, machine: Machine) -> int:
@@ -175,8 +191,8 @@ def customer_state(vend: VendSession) -> str:
     return "not_charged" if vend.outcome == "not_charged" else "cancelled"
 
 
-async def status_view(ctx: CloudContext, token: str) -> StatusView:
-    async with transaction(ctx.sessions) as db:
+async def status_view(sessions: SessionFactory, token: str) -> StatusView:
+    async with transaction(sessions) as db:
         query = select(VendSession).where(VendSession.status_token == token)
         vend = (await db.exec(query)).first()
         if vend is None:
@@ -197,3 +213,25 @@ async def status_view(ctx: CloudContext, token: str) -> StatusView:
         view.paid = Money(vend.capture_amount or 0, currency).format()
         view.released = Money(vend.cancel_amount or 0, currency).format()
     return view
+
+
+@dataclass(frozen=True)
+class CustomerService:
+    """What the customer routes do: a scan (limited per machine) and the status page and its
+    JSON (limited per token). The routes get this one object, by injection."""
+
+    purchases: Purchases
+    sessions: SessionFactory
+    limits: CustomerLimits
+    clock: Clock
+
+    async def scan(self, machine_id: str) -> Started:
+        """Rate limited per known machine (429, nothing created); unknown ids stay 404."""
+        now = self.clock.now()
+        return await self.purchases.start(
+            machine_id, admit=lambda machine: self.limits.admit_scan(machine, now)
+        )
+
+    async def status(self, token: str) -> StatusView:
+        self.limits.admit_status(token, self.clock.now())
+        return await status_view(self.sessions, token)

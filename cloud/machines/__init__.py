@@ -2,6 +2,7 @@
 
 from ._ping import Pings
 from ._service import (
+    MachineSpec,
     SlotSpec,
     get_machine,
     has_open_vend,
@@ -15,6 +16,7 @@ from ._service import (
 )
 
 __all__ = [
+    "MachineSpec",
     "Pings",
     "SlotSpec",
     "get_machine",

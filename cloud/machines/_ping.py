@@ -3,6 +3,7 @@
 In memory, per replica: one waiter per ping id, resolved by the MQTT handler when the pong
 arrives. Every replica subscribes to pongs plainly (not shared), so the replica that pinged
 hears the answer; the others find no waiter and drop it. Nothing is written to the database.
+Pings go out over the link they were built with (None: the app runs no MQTT, nobody answers).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Protocol
 
-from vendgate.cloud.clock import Clock
+from vendgate.protocol import Clock
 from vendgate.protocol.mqtt import Ping, Pong, TopicTree
 
 __all__ = ["PING_LIFETIME_S", "PingLink", "Pings"]
@@ -32,10 +33,10 @@ class PingLink(Protocol):
 
 
 class Pings:
-    def __init__(self, tree: TopicTree, clock: Clock) -> None:
+    def __init__(self, tree: TopicTree, clock: Clock, link: PingLink | None) -> None:
         self.tree = tree
         self.clock = clock
-        self.link: PingLink | None = None  # set when the app runs its MQTT link
+        self.link = link
         self._waiting: dict[str, tuple[str, asyncio.Future[Pong]]] = {}
 
     async def ask(self, machine_id: str, within_s: float) -> Pong | None:
@@ -43,7 +44,7 @@ class Pings:
         link = self.link
         if link is None:
             return None
-        now = self.clock()
+        now = self.clock.now()
         lifetime = timedelta(seconds=max(within_s, PING_LIFETIME_S))
         ping = Ping.create(now=now, expires_at=now + lifetime)
         answer: asyncio.Future[Pong] = asyncio.get_running_loop().create_future()

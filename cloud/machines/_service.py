@@ -102,46 +102,56 @@ async def has_open_vend(db: AsyncSession, machine_id: str) -> bool:
     return (await db.exec(query)).first() is not None
 
 
-async def upsert_machine(
-    db: AsyncSession,
-    machine_id: str,
-    name: str,
-    slots: Sequence[SlotSpec],
-    now: datetime,
-    *,
-    currency: str = "NOK",
-    callback_qr_id: str | None = None,
-    price_mode: str = PriceMode.PLANOGRAM,
-    vat_rate: int = DEFAULT_VAT_RATE,
-    tree: TopicTree | None = None,
-) -> Machine:
-    """Create or replace a machine and its planogram (tests, the demo, `cloud add-machine`).
+@dataclass(frozen=True)
+class MachineSpec:
+    """A machine as an operator describes it (``upsert_machine`` checks it before writing).
 
     ``price_mode``: ``planogram`` (the planogram prices every vend) or ``vmc`` (the machine's
     own prices are charged); ``vat_rate`` (hundredths of a percent) is the VAT of an item the
-    planogram does not list. The new planogram goes to the machine (``cmd/config`` in the
-    outbox, on ``tree``, default prefix if None); it gets it again on every connect.
+    planogram does not list.
+    """
+
+    machine_id: str
+    name: str
+    slots: Sequence[SlotSpec]
+    currency: str = "NOK"
+    callback_qr_id: str | None = None
+    price_mode: str = PriceMode.PLANOGRAM
+    vat_rate: int = DEFAULT_VAT_RATE
+
+
+async def upsert_machine(
+    db: AsyncSession, spec: MachineSpec, now: datetime, tree: TopicTree | None = None
+) -> Machine:
+    """Create or replace a machine and its planogram (tests, the demo, `cloud add-machine`).
+
+    The new planogram goes to the machine (``cmd/config`` in the outbox, on ``tree``, default
+    prefix if None); it gets it again on every connect.
 
     Raises ``MachineIdError`` or ``InvalidPlanogram`` before writing anything.
     """
+    machine_id, slots, vat_rate = spec.machine_id, spec.slots, spec.vat_rate
     validate_machine_id(machine_id)
     validate_planogram(slots)
-    mode = _price_mode(price_mode)
+    mode = _price_mode(spec.price_mode)
     if type(vat_rate) is not int or not 0 <= vat_rate <= MAX_VAT_RATE:
         raise InvalidPlanogram(
             f"VAT rate must be 0..{MAX_VAT_RATE} (hundredths of a percent), got {vat_rate!r}",
             field="vat_rate",
             item=None,
         )
-    machine = await db.get(Machine, machine_id) or Machine(id=machine_id, name=name, created_at=now)
-    machine.name, machine.currency, machine.callback_qr_id = name, currency, callback_qr_id
+    machine = await db.get(Machine, machine_id) or Machine(
+        id=machine_id, name=spec.name, created_at=now
+    )
+    machine.name, machine.currency = spec.name, spec.currency
+    machine.callback_qr_id = spec.callback_qr_id
     machine.price_mode, machine.vat_rate = mode.value, vat_rate
     db.add(machine)
     for old in await slots_of(db, machine_id):
         await db.delete(old)
     await db.flush()
-    for spec in slots:
-        db.add(Slot(machine_id=machine_id, **spec.__dict__))
+    for slot in slots:
+        db.add(Slot(machine_id=machine_id, **slot.__dict__))
     enqueue(db, tree or TopicTree(), machine_id, planogram_config(machine, slots, now), now)
     return machine
 

@@ -2,14 +2,13 @@
 
 from ._handlers import MessageHandler, vend_input
 from ._link import MqttLink, NotConnected, Reply
-from ._publisher import publish_outbox, run_publisher
+from ._publisher import OutboxPublisher
 
 __all__ = [
     "MessageHandler",
     "MqttLink",
     "NotConnected",
+    "OutboxPublisher",
     "Reply",
-    "publish_outbox",
-    "run_publisher",
     "vend_input",
 ]

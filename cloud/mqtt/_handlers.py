@@ -15,13 +15,14 @@ logged and dropped (there is nothing to acknowledge).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 import aiomqtt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vendgate.cloud.context import CloudContext
-from vendgate.cloud.db import Machine, ProcessedMessage, VendSession, transaction
-from vendgate.cloud.machines import record_status, send_planogram
+from vendgate.cloud.db import Machine, ProcessedMessage, SessionFactory, VendSession, transaction
+from vendgate.cloud.machines import Pings, record_status, send_planogram
 from vendgate.cloud.vends import (
     EdgeDispensed,
     EdgeEnded,
@@ -29,8 +30,9 @@ from vendgate.cloud.vends import (
     EdgeStarted,
     Input,
     Line,
+    VendService,
 )
-from vendgate.protocol import Money
+from vendgate.protocol import Clock, Money
 from vendgate.protocol.mqtt import (
     Ack,
     ContractError,
@@ -47,6 +49,7 @@ from vendgate.protocol.mqtt import (
     Status,
     Telemetry,
     TopicKind,
+    TopicTree,
     decode_for_topic,
     ids_of,
 )
@@ -57,19 +60,29 @@ from ._rejections import Rejection, describe, event_key, is_outage, reject
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
 class MessageHandler:
     """Turns a machine's messages into the vend service's inputs; answers with the acks for
-    the link to publish (after the transaction that handled the event committed)."""
+    the link to publish (after the transaction that handled the event committed).
 
-    def __init__(self, ctx: CloudContext) -> None:
-        self.ctx = ctx
-        self.vends = ctx.vends
+    A pong goes to ``pings`` (the scan waiting for it). After an event: ``on_work`` (something
+    may be due: wake the reconciler) and ``on_command`` (a command may be in the outbox).
+    """
+
+    sessions: SessionFactory
+    vends: VendService
+    pings: Pings
+    tree: TopicTree
+    _: KW_ONLY
+    clock: Clock
+    on_work: Callable[[], None]
+    on_command: Callable[[], None]
 
     async def __call__(self, message: aiomqtt.Message) -> list[Reply]:
         topic = str(message.topic)
         payload = message.payload if isinstance(message.payload, bytes | str) else b""
         try:
-            parsed = self.ctx.tree.parse(topic)
+            parsed = self.tree.parse(topic)
         except ContractError as exc:
             log.warning("dropped a bad message on %s: %s", topic, exc)
             return []
@@ -96,14 +109,14 @@ class MessageHandler:
             return []
         raw = payload.encode() if isinstance(payload, str) else payload
         rejection = Rejection(parsed.machine_id, parsed.kind_name, event_id, vend_id, str(error))
-        if await reject(self.ctx, rejection, raw):
+        if await reject(self.sessions, rejection, raw, self.clock.now()):
             return [self._ack(parsed.machine_id, event_id)]
         return []
 
     async def handle(self, topic: ParsedTopic, message: Message) -> list[Reply]:
         if isinstance(message, Pong):
             # Only the replica that pinged waits for it; never stored, never acked.
-            self.ctx.pings.answered(topic.machine_id, message)
+            self.pings.answered(topic.machine_id, message)
         elif isinstance(message, Event):
             return await self._event(topic.machine_id, message)
         elif isinstance(message, Status | Telemetry):
@@ -113,8 +126,8 @@ class MessageHandler:
         return []
 
     async def _presence(self, machine_id: str, message: Status | Telemetry) -> None:
-        now = self.ctx.clock()
-        async with transaction(self.ctx.sessions) as db:
+        now = self.clock.now()
+        async with transaction(self.sessions) as db:
             machine = await db.get(Machine, machine_id)
             if machine is None:
                 log.info("%s from unknown machine %s ignored", message.wire_name(), machine_id)
@@ -127,15 +140,15 @@ class MessageHandler:
 
     async def _event(self, machine_id: str, event: Event) -> list[Reply]:
         try:
-            async with transaction(self.ctx.sessions) as db:
+            async with transaction(self.sessions) as db:
                 fresh = await self._first_time(db, machine_id, event)
                 if fresh:
                     await self._apply(db, machine_id, event)
         except Exception as error:  # whatever it is, it must not loop
             if not await self._not_applied(machine_id, event, error):
                 return []
-        self.ctx.kick_work()
-        self.ctx.kick_outbox()
+        self.on_work()
+        self.on_command()
         # Committed or rejected (now or before): the edge may drop it from its outbox.
         return [self._ack(machine_id, event.id)]
 
@@ -157,19 +170,19 @@ class MessageHandler:
             return False
         vend_id = getattr(event, "vend_id", None)
         rejection = Rejection(machine_id, event.wire_name(), event.id, vend_id, describe(error))
-        return await reject(self.ctx, rejection, event.encode())
+        return await reject(self.sessions, rejection, event.encode(), self.clock.now())
 
     async def _first_time(self, db: AsyncSession, machine_id: str, event: Event) -> bool:
         key = event_key(machine_id, event.id)
         if await db.get(ProcessedMessage, key) is not None:
             log.info("duplicate event %s from %s", event.id, machine_id)
             return False
-        db.add(ProcessedMessage(key=key, received_at=self.ctx.clock()))
+        db.add(ProcessedMessage(key=key, received_at=self.clock.now()))
         await db.flush()
         return True
 
     async def _apply(self, db: AsyncSession, machine_id: str, event: Event) -> None:
-        now = self.ctx.clock()
+        now = self.clock.now()
         machine = await db.get(Machine, machine_id)
         if machine is not None and machine.online:
             machine.last_seen_at = now
@@ -178,7 +191,7 @@ class MessageHandler:
         if vend_id is None:
             if isinstance(event, Hello) and machine is not None:
                 # Every connect: the edge prices vends by the planogram it holds.
-                await send_planogram(db, self.ctx.tree, machine, now)
+                await send_planogram(db, self.tree, machine, now)
             return
         vend = await db.get(VendSession, vend_id)
         if vend is None or vend.machine_id != machine_id:
@@ -194,8 +207,8 @@ class MessageHandler:
             await self.vends.apply_in(db, vend_id, fact)
 
     def _ack(self, machine_id: str, event_id: str) -> Reply:
-        ack = Ack.create(now=self.ctx.clock(), events=[event_id])
-        return Reply(str(self.ctx.tree.command(machine_id, "ack")), ack.encode())
+        ack = Ack.create(now=self.clock.now(), events=[event_id])
+        return Reply(str(self.tree.command(machine_id, "ack")), ack.encode())
 
 
 def _line(item: int, price: Money, success: bool, vmc_price: Money | None) -> Line:

@@ -48,17 +48,18 @@ class NotConnected(ConnectionError):
 
 
 class MqttLink:
+    """Publishes at once (``publish``); its messages go to the handler given to ``run``, so the
+    link exists before the parts that publish over it and the handler that needs them."""
+
     def __init__(
         self,
         settings: MqttSettings,
         filters: Sequence[TopicFilter],
-        handler: MessageHandler,
         on_connect: OnConnect = lambda: None,
         presence: Topic | None = None,
     ) -> None:
         self.settings = settings
         self.filters = tuple(filters)
-        self.handler = handler
         self.on_connect = on_connect
         self.presence = presence  # where to announce this replica (None: nowhere)
         self.connected = asyncio.Event()
@@ -88,12 +89,12 @@ class MqttLink:
             timeout=10,
         )
 
-    async def run(self) -> None:
+    async def run(self, handler: MessageHandler) -> None:
         attempt = 0
         while True:
             connects = self.connects
             try:
-                await self._connect_and_listen()
+                await self._connect_and_listen(handler)
             except aiomqtt.MqttError as exc:
                 log.warning("MQTT link down (%s)", exc)
             finally:
@@ -107,7 +108,7 @@ class MqttLink:
             log.info("MQTT reconnecting in %.2fs", delay)
             await asyncio.sleep(delay)
 
-    async def _connect_and_listen(self) -> None:
+    async def _connect_and_listen(self, handler: MessageHandler) -> None:
         async with self._new_client() as client:
             for topic_filter in self.filters:
                 await client.subscribe(str(topic_filter), qos=1)
@@ -126,7 +127,7 @@ class MqttLink:
             )
             self.on_connect()
             async for message in client.messages:
-                await self._reply(await self.handler(message) or ())
+                await self._reply(await handler(message) or ())
 
     async def _reply(self, replies: Sequence[Reply]) -> None:
         for reply in replies:

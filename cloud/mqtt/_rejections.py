@@ -16,8 +16,13 @@ from sqlalchemy import exc as db_errors
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud.alerts import AlertKind, raise_alert
-from vendgate.cloud.context import CloudContext
-from vendgate.cloud.db import ProcessedMessage, RejectedEvent, VendSession, transaction
+from vendgate.cloud.db import (
+    ProcessedMessage,
+    RejectedEvent,
+    SessionFactory,
+    VendSession,
+    transaction,
+)
 
 __all__ = ["Rejection", "describe", "event_key", "is_outage", "reject"]
 
@@ -73,15 +78,16 @@ class Rejection:
         )
 
 
-async def reject(ctx: CloudContext, rejection: Rejection, payload: bytes) -> bool:
+async def reject(
+    sessions: SessionFactory, rejection: Rejection, payload: bytes, now: datetime
+) -> bool:
     """Record and alert an unusable event; True when it is on record and may be acknowledged.
 
     A transaction of its own, after the failed one: if even this fails, the database is what
     is wrong, and the event is left unacknowledged for the edge to re-send.
     """
-    now = ctx.clock()
     try:
-        async with transaction(ctx.sessions) as db:
+        async with transaction(sessions) as db:
             if await db.get(ProcessedMessage, rejection.key) is not None:
                 log.info("duplicate event %s from %s", rejection.event_id, rejection.machine_id)
                 return True

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -21,19 +22,27 @@ from litestar.handlers import HTTPRouteHandler
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from vendgate.cloud.context import CloudContext
-from vendgate.cloud.customer import start_purchase
-from vendgate.cloud.db import Machine, ProcessedMessage, WebhookRegistration, transaction
+from vendgate.cloud.customer import Purchases
+from vendgate.cloud.db import (
+    Machine,
+    ProcessedMessage,
+    SessionFactory,
+    WebhookRegistration,
+    transaction,
+)
 from vendgate.cloud.errors import BadWebhook, MachineUnavailable, MalformedWebhook
-from vendgate.cloud.vends import PaymentHinted
+from vendgate.cloud.settings import WebhookSettings
+from vendgate.cloud.vends import PaymentHinted, VendService
 from vendgate.cloud.vipps import (
     CHECKED_IN_EVENT,
     EPAYMENT_EVENTS,
+    VippsClient,
     VippsError,
     WebhookEvent,
     WebhookVerificationError,
     WebhookVerifier,
 )
+from vendgate.protocol import Clock
 
 log = logging.getLogger(__name__)
 
@@ -53,48 +62,120 @@ class Ok(msgspec.Struct):
     status: str = "ok"
 
 
-async def webhook_secrets(ctx: CloudContext) -> list[str]:
-    if ctx.settings.webhooks.secret:
-        return [ctx.settings.webhooks.secret]
-    async with transaction(ctx.sessions) as db:
-        query = select(WebhookRegistration).where(
-            WebhookRegistration.url == ctx.settings.webhook_url
-        )
-        return [row.secret for row in (await db.exec(query)).all()]
+@dataclass(frozen=True)
+class Webhooks:
+    """What the webhook endpoint does: check the signature, then hand a payment event to the
+    vend service as a hint (and wake the reconciler: ``on_work``) or start the purchase a
+    check-in asks for. Also registers our webhook URL with Vipps when the app starts."""
 
+    settings: WebhookSettings
+    url: str  # ours, as Vipps signs it
+    sessions: SessionFactory
+    vends: VendService
+    purchases: Purchases
+    _: KW_ONLY
+    clock: Clock
+    on_work: Callable[[], None]
 
-def verify(
-    ctx: CloudContext, secrets: Sequence[str], headers: Mapping[str, str], body: bytes
-) -> None:
-    """Accept the request if any of our registrations' secrets signed it (fresh date)."""
-    problems = []
-    for secret in secrets:
-        verifier = WebhookVerifier(
-            secret,
-            ctx.settings.webhook_url,
-            clock=lambda: ctx.clock().timestamp(),
-            max_age=ctx.settings.webhooks.max_age,
+    async def receive(self, headers: Mapping[str, str], body: bytes) -> None:
+        self.verify(await self.secrets(), headers, body)
+        document = _decode(body, dict)
+        if "merchantQrId" in document:
+            await self._checked_in(_decode(body, CheckedIn))
+        else:
+            await self._payment_event(_decode(body, WebhookEvent))
+
+    async def secrets(self) -> list[str]:
+        if self.settings.secret:
+            return [self.settings.secret]
+        async with transaction(self.sessions) as db:
+            query = select(WebhookRegistration).where(WebhookRegistration.url == self.url)
+            return [row.secret for row in (await db.exec(query)).all()]
+
+    def verify(self, secrets: Sequence[str], headers: Mapping[str, str], body: bytes) -> None:
+        """Accept the request if any of our registrations' secrets signed it (fresh date)."""
+        problems = []
+        for secret in secrets:
+            verifier = WebhookVerifier(
+                secret,
+                self.url,
+                clock=lambda: self.clock.now().timestamp(),
+                max_age=self.settings.max_age,
+            )
+            try:
+                verifier.verify(headers, body)
+                return
+            except WebhookVerificationError as exc:
+                problems.append(str(exc))
+        raise BadWebhook("; ".join(problems) or "no webhook secret is configured")
+
+    async def _payment_event(self, event: WebhookEvent) -> None:
+        """A hint: the vend service checks what it claims and makes the read-back due now.
+
+        Not deduplicated: a repeat costs one more read of the payment and moves nothing.
+        """
+        hint = PaymentHinted(event.name, event.amount.value, event.amount.currency)
+        log.info(
+            "vend %s: webhook %s (a hint: reading the payment back)", event.reference, event.name
         )
-        try:
-            verifier.verify(headers, body)
+        if await self.vends.apply(event.reference, hint) is None:
+            log.warning("webhook for unknown payment %s", event.reference)
             return
-        except WebhookVerificationError as exc:
-            problems.append(str(exc))
-    raise BadWebhook("; ".join(problems) or "no webhook secret is configured")
+        self.on_work()
+
+    async def _checked_in(self, checkin: CheckedIn) -> None:
+        token_hash = hashlib.sha256(checkin.customer_token.encode()).hexdigest()
+        key = f"checkin:{checkin.merchant_qr_id}:{token_hash}"
+        async with transaction(self.sessions) as db:
+            if await db.get(ProcessedMessage, key) is not None:
+                return
+            query = select(Machine).where(Machine.callback_qr_id == checkin.merchant_qr_id)
+            machine = (await db.exec(query)).first()
+        if machine is None:
+            log.warning("check-in at unknown QR %s", checkin.merchant_qr_id)
+            return
+        try:
+            await self.purchases.start(
+                machine.id, customer_token=checkin.customer_token, dedup_key=key
+            )
+        except MachineUnavailable as exc:
+            # Nobody to show a page to: the app shows the request never came. Log why.
+            log.info("check-in at %s refused: %s", machine.id, exc.detail)
+        except IntegrityError:
+            log.info("check-in %s handled concurrently", key)
+
+    async def ensure_registered(self, vipps: VippsClient) -> None:
+        """Register our webhook URL with Vipps once and keep its secret (shared by replicas)."""
+        if self.settings.secret or not self.settings.register:
+            return
+        if await self.secrets():
+            return
+        try:
+            events = [*EPAYMENT_EVENTS, CHECKED_IN_EVENT]
+            registration = await vipps.webhooks.register(self.url, events)
+        except VippsError as exc:
+            log.warning("could not register the Vipps webhook (polling still works): %s", exc)
+            return
+        async with transaction(self.sessions) as db:
+            db.add(
+                WebhookRegistration(
+                    id=registration.id,
+                    url=self.url,
+                    secret=registration.secret,
+                    created_at=self.clock.now(),
+                )
+            )
+        log.info("registered Vipps webhook %s for %s", registration.id, self.url)
 
 
 def webhook_handler(path: str) -> HTTPRouteHandler:
+    """The endpoint at ``path``; it takes the app's one ``Webhooks`` as ``webhooks``."""
+
     @post(path, status_code=200, tags=["vipps"])
     async def vipps_webhook(
-        request: Request[Any, Any, Any], ctx: NamedDependency[CloudContext]
+        request: Request[Any, Any, Any], webhooks: NamedDependency[Webhooks]
     ) -> Ok:
-        body = await request.body()
-        verify(ctx, await webhook_secrets(ctx), dict(request.headers), body)
-        document = _decode(body, dict)
-        if "merchantQrId" in document:
-            await _checked_in(ctx, _decode(body, CheckedIn))
-        else:
-            await _payment_event(ctx, _decode(body, WebhookEvent))
+        await webhooks.receive(dict(request.headers), await request.body())
         return Ok()
 
     return vipps_webhook
@@ -105,61 +186,3 @@ def _decode(body: bytes, type_: type[T]) -> T:
         return msgspec.json.decode(body, type=type_)
     except msgspec.MsgspecError as exc:
         raise MalformedWebhook(f"unreadable webhook body: {exc}") from exc
-
-
-async def _payment_event(ctx: CloudContext, event: WebhookEvent) -> None:
-    """A hint: the vend service checks what it claims and makes the read-back due now.
-
-    Not deduplicated: a repeat costs one more read of the payment and moves nothing.
-    """
-    hint = PaymentHinted(event.name, event.amount.value, event.amount.currency)
-    log.info("vend %s: webhook %s (a hint: reading the payment back)", event.reference, event.name)
-    if await ctx.vends.apply(event.reference, hint) is None:
-        log.warning("webhook for unknown payment %s", event.reference)
-        return
-    ctx.kick_work()
-
-
-async def _checked_in(ctx: CloudContext, checkin: CheckedIn) -> None:
-    token_hash = hashlib.sha256(checkin.customer_token.encode()).hexdigest()
-    key = f"checkin:{checkin.merchant_qr_id}:{token_hash}"
-    async with transaction(ctx.sessions) as db:
-        if await db.get(ProcessedMessage, key) is not None:
-            return
-        query = select(Machine).where(Machine.callback_qr_id == checkin.merchant_qr_id)
-        machine = (await db.exec(query)).first()
-    if machine is None:
-        log.warning("check-in at unknown QR %s", checkin.merchant_qr_id)
-        return
-    try:
-        await start_purchase(ctx, machine.id, customer_token=checkin.customer_token, dedup_key=key)
-    except MachineUnavailable as exc:
-        # Nobody to show a page to: the app shows the request never came. Log why.
-        log.info("check-in at %s refused: %s", machine.id, exc.detail)
-    except IntegrityError:
-        log.info("check-in %s handled concurrently", key)
-
-
-async def ensure_webhook_registered(ctx: CloudContext) -> None:
-    """Register our webhook URL with Vipps once and keep its secret (shared by replicas)."""
-    settings = ctx.settings
-    if settings.webhooks.secret or not settings.webhooks.register:
-        return
-    if await webhook_secrets(ctx):
-        return
-    try:
-        events = [*EPAYMENT_EVENTS, CHECKED_IN_EVENT]
-        registration = await ctx.vipps.webhooks.register(settings.webhook_url, events)
-    except VippsError as exc:
-        log.warning("could not register the Vipps webhook (polling still works): %s", exc)
-        return
-    async with transaction(ctx.sessions) as db:
-        db.add(
-            WebhookRegistration(
-                id=registration.id,
-                url=settings.webhook_url,
-                secret=registration.secret,
-                created_at=ctx.clock(),
-            )
-        )
-    log.info("registered Vipps webhook %s for %s", registration.id, settings.webhook_url)

@@ -59,13 +59,14 @@ from ._settlement import (
     receipt_line,
     receipt_lines,
 )
-from ._states import OPEN_STATES, TRANSITIONS, VendInput, VendState, is_open, next_state
+from ._states import OPEN_STATES, RANK, TRANSITIONS, VendInput, VendState, is_open, next_state
 
 __all__ = [
     "ABANDONED",
     "FINAL_FAILURES",
     "MAX_BACKOFF_FACTOR",
     "OPEN_STATES",
+    "RANK",
     "TRANSITIONS",
     "Action",
     "Alert",

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud.alerts import AlertKind, alerts_of, raise_alert
-from vendgate.cloud.clock import Clock, as_utc
+from vendgate.cloud.clock import as_utc
 from vendgate.cloud.db import (
     Machine,
     Payment,
@@ -36,7 +36,7 @@ from vendgate.cloud.db import (
 from vendgate.cloud.faults import AFTER_CAPTURE, AFTER_VIPPS_CALL_BEFORE_COMMIT, Faults, no_faults
 from vendgate.cloud.outbox import enqueue, rearm
 from vendgate.cloud.settings import TimingSettings
-from vendgate.protocol import Money
+from vendgate.protocol import Clock, Money
 from vendgate.protocol.mqtt import Authorized, Cancel, Command, TopicTree
 
 from ._core import (
@@ -255,7 +255,7 @@ class VendService:
         rows = await _read(db, vend_id)
         if rows is None:
             return None
-        now = self.clock()
+        now = self.clock.now()
         decision = decide(rows.snapshot, event, now, self.timing)
         await self._write(db, rows, decision, now)
         return decision

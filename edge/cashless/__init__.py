@@ -6,10 +6,11 @@
 - ``SerialCashless`` (``_shell``): the asyncio shell on a pyserial port; the contract the
   agent codes against. ``CashlessConfig`` (``_config``) is what the reader says about itself.
 
-Events (``_events``), in bus order: ``SessionStarted``, ``VendRequested``, ``VendApproved`` /
-``VendDenied``, ``VendSucceeded`` / ``VendFailed``, ``SessionEnded(reason)``, ``BoardReset``,
-``LinkLost``, ``LinkRestored``, ``ReaderEnabled``, ``ReaderDisabled``. Amounts in events are wire
-units; ``CashlessConfig.to_minor`` turns them into minor units (identity by default).
+Events (``_events``), in bus order: ``SessionStarted``, ``VendRequested``, ``ApprovalSent`` /
+``DenialSent`` (our VEND APPROVED / VEND DENIED), ``VendSucceeded`` / ``VendFailed``,
+``SessionEnded(reason)`` (a ``vendgate.protocol.mqtt.EndReason``), ``BoardReset``, ``LinkLost``,
+``LinkRestored``, ``ReaderEnabled``, ``ReaderDisabled``. Amounts in events are wire units;
+``CashlessConfig.to_minor`` turns them into minor units (identity by default).
 Contract and diagrams: ``docs/cashless-device.md``.
 """
 
@@ -18,9 +19,10 @@ from vendgate.protocol.mdb import LocalMdbError, MdbError, RemoteMdbError
 from ._config import CashlessConfig
 from ._events import (
     NEED_DATA,
+    ApprovalSent,
     BoardReset,
+    DenialSent,
     DenyReason,
-    EndReason,
     LinkLost,
     LinkRestored,
     NeedData,
@@ -30,23 +32,22 @@ from ._events import (
     ReaderEvent,
     SessionEnded,
     SessionStarted,
-    VendApproved,
-    VendDenied,
     VendFailed,
     VendRequested,
     VendSucceeded,
 )
 from ._reader import Reader
 from ._shell import SerialCashless
-from ._states import TRANSITIONS, Move, State
+from ._states import TRANSITIONS, Move, State, transition
 
 __all__ = [
     "NEED_DATA",
     "TRANSITIONS",
+    "ApprovalSent",
     "BoardReset",
     "CashlessConfig",
+    "DenialSent",
     "DenyReason",
-    "EndReason",
     "LinkLost",
     "LinkRestored",
     "LocalMdbError",
@@ -63,9 +64,8 @@ __all__ = [
     "SessionEnded",
     "SessionStarted",
     "State",
-    "VendApproved",
-    "VendDenied",
     "VendFailed",
     "VendRequested",
     "VendSucceeded",
+    "transition",
 ]

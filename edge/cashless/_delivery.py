@@ -16,7 +16,6 @@ from collections import deque
 
 from vendgate.protocol import mdb
 
-Reply = tuple[mdb.CdMessage, ...]
 MAX_REPLY_DATA = mdb.MAX_BLOCK_WORDS - 1  # the CHK takes the last word
 
 
@@ -28,7 +27,7 @@ class Delivery:
         self._pending_reply: tuple[mdb.Response, ...] = ()
         self._last_sent: mdb.Block | None = None
         self._last_command: mdb.Command | None = None
-        self._last_reply: Reply = ()
+        self._last_reply: mdb.CdReply = ()
         self._polled_since_command = False
 
     # --- the outbox ----------------------------------------------------------------------------
@@ -82,7 +81,7 @@ class Delivery:
         self._outbox.extendleft(reversed(self._in_flight))
         self._in_flight = ()
 
-    def answer_command(self, command: mdb.Command, reply: Reply) -> None:
+    def answer_command(self, command: mdb.Command, reply: mdb.CdReply) -> None:
         self._last_command, self._last_reply = command, reply
         self._polled_since_command = False
         self._reply(reply)
@@ -101,11 +100,11 @@ class Delivery:
             taken.append(self._outbox.popleft())
         return tuple(taken)
 
-    def _reply(self, reply: Reply) -> None:
+    def _reply(self, reply: mdb.CdReply) -> None:
         self._pending_reply = tuple(m for m in reply if isinstance(m, mdb.Response))
         self._send(reply)
 
-    def _send(self, messages: Reply) -> None:
+    def _send(self, messages: mdb.CdReply) -> None:
         block = mdb.response_block(messages)
         self._outgoing.append(block)
         self._last_sent = block

@@ -2,7 +2,7 @@
 
 Amounts (``funds``, ``price``, ``vmc_price``) are wire units; ``CashlessConfig.to_minor``
 converts them (with the default config they already are minor units). ``price`` in
-``VendApproved``/``VendSucceeded``/``VendFailed`` is always the amount our VEND APPROVED carried
+``ApprovalSent``/``VendSucceeded``/``VendFailed`` is always the amount our VEND APPROVED carried
 (the planogram's price, or the VMC's in ``vmc`` mode): the board is trusted for *what* it
 dispensed, never for how much may be charged. ``vmc_price`` is what the VMC asked in its VEND
 REQUEST, reported so the cloud can see a machine whose own prices disagree with the planogram.
@@ -13,10 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-EndReason = Literal["completed", "timeout", "cancelled", "board_reset", "link_lost"]
-"""Why a session ended: the VMC closed it (``completed``, also when the customer pressed cancel
-on the keypad), our selection timeout, ``cancel_session()``, a RESET from the VMC, or the board
-went silent."""
+from vendgate.protocol.mqtt import EndReason
 
 DenyReason = Literal[
     "exceeds_credit", "session_ending", "no_planogram", "not_in_planogram", "price_unrepresentable"
@@ -43,8 +40,9 @@ class VendRequested:
 
 
 @dataclass(frozen=True, slots=True)
-class VendApproved:
-    """Our VEND APPROVED: ``price`` is the amount it carried, ``vmc_price`` what the VMC asked."""
+class ApprovalSent:
+    """We answered VEND APPROVED: ``price`` is the amount it carried, ``vmc_price`` what the VMC
+    asked."""
 
     price: int
     item: int
@@ -52,7 +50,9 @@ class VendApproved:
 
 
 @dataclass(frozen=True, slots=True)
-class VendDenied:
+class DenialSent:
+    """We answered VEND DENIED to a VEND REQUEST for ``price`` (the VMC's) and ``item``."""
+
     price: int
     item: int
     reason: DenyReason
@@ -109,8 +109,8 @@ class ReaderDisabled:
 ReaderEvent = (
     SessionStarted
     | VendRequested
-    | VendApproved
-    | VendDenied
+    | ApprovalSent
+    | DenialSent
     | VendSucceeded
     | VendFailed
     | SessionEnded

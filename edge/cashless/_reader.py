@@ -27,14 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from vendgate.protocol import mdb
+from vendgate.protocol.mqtt import EndReason
 
 from ._config import READER_FEATURE_LEVEL, CashlessConfig
-from ._delivery import Delivery, Reply
+from ._delivery import Delivery
 from ._events import (
     NEED_DATA,
+    ApprovalSent,
     BoardReset,
+    DenialSent,
     DenyReason,
-    EndReason,
     LinkLost,
     LinkRestored,
     NeedData,
@@ -44,8 +46,6 @@ from ._events import (
     ReaderEvent,
     SessionEnded,
     SessionStarted,
-    VendApproved,
-    VendDenied,
     VendFailed,
     VendRequested,
     VendSucceeded,
@@ -130,7 +130,7 @@ class Reader:
         self._delivery = Delivery()
         # A reader that powers up answers its first POLL with JUST RESET (§7.4.4).
         self._delivery.queue(mdb.JustReset())
-        self._handlers: dict[type[mdb.Command], Callable[[Any, State, float], Reply]] = {
+        self._handlers: dict[type[mdb.Command], Callable[[Any, State, float], mdb.CdReply]] = {
             mdb.Reset: self._on_reset,
             mdb.SetupConfig: self._on_setup_config,
             mdb.SetupPrices: self._just_ack,
@@ -228,7 +228,7 @@ class Reader:
             self._lose_link()
         selection = self._selection_deadline()
         if selection is not None and now >= selection:
-            self._request_end("timeout")
+            self._request_end(EndReason.TIMEOUT)
 
     def set_selection_timeout(self, seconds: float) -> None:
         if seconds <= 0:
@@ -268,7 +268,7 @@ class Reader:
 
     def cancel_session(self) -> None:
         """End the session (SESSION CANCEL REQUEST); after the current vend if one is under way."""
-        self._request_end("cancelled")
+        self._request_end(EndReason.CANCELLED)
 
     def _why_no_session(self) -> str:
         if self._state is not State.ENABLED:
@@ -304,7 +304,7 @@ class Reader:
             # The board is gone with no vend under way: end the session, and come back Inactive
             # so a returning VMC initialises us (JUST RESET) instead of reviving a stale session.
             # An approved vend stays open: its outcome (or a RESET, §7.4.7) comes with the board.
-            self._reset("link_lost")
+            self._reset(EndReason.LINK_LOST)
 
     # --- polls and commands --------------------------------------------------------------------
 
@@ -329,7 +329,7 @@ class Reader:
 
     # --- commands ------------------------------------------------------------------------------
 
-    def _apply(self, command: mdb.Command, now: float) -> Reply:
+    def _apply(self, command: mdb.Command, now: float) -> mdb.CdReply:
         unsupported = UNSUPPORTED_REPLIES.get(type(command))
         if unsupported is not None:
             return (unsupported,)
@@ -339,20 +339,20 @@ class Reader:
             return self._out_of_sequence(exc)
         return self._handlers[type(command)](command, target, now)
 
-    def _out_of_sequence(self, exc: mdb.LocalMdbError) -> Reply:
+    def _out_of_sequence(self, exc: mdb.LocalMdbError) -> mdb.CdReply:
         log.warning("command out of sequence (%s); waiting for the VMC to RESET", exc.message)
         self._state = State.ERROR
         self._delivery.clear()
         self._delivery.queue(mdb.CommandOutOfSequence())
         return (mdb.Ack(),)
 
-    def _just_ack(self, command: mdb.Command, target: State, now: float) -> Reply:
+    def _just_ack(self, command: mdb.Command, target: State, now: float) -> mdb.CdReply:
         self._state = target
         return (mdb.Ack(),)
 
-    def _on_reset(self, command: mdb.Reset, target: State, now: float) -> Reply:
+    def _on_reset(self, command: mdb.Reset, target: State, now: float) -> mdb.CdReply:
         self._emit(BoardReset())
-        self._reset("board_reset")
+        self._reset(EndReason.BOARD_RESET)
         return (mdb.Ack(),)
 
     def _reset(self, reason: EndReason) -> None:
@@ -377,7 +377,7 @@ class Reader:
             # what may not have been delivered.
             self._release_vend(session)
 
-    def _on_setup_config(self, command: mdb.SetupConfig, target: State, now: float) -> Reply:
+    def _on_setup_config(self, command: mdb.SetupConfig, target: State, now: float) -> mdb.CdReply:
         # The VMC is initialising us already: JUST RESET is old news.
         self._delivery.withdraw(mdb.JustReset)
         self._state = target
@@ -395,19 +395,25 @@ class Reader:
         )
         return (config,)
 
-    def _on_request_id(self, command: mdb.ExpansionRequestId, target: State, now: float) -> Reply:
+    def _on_request_id(
+        self, command: mdb.ExpansionRequestId, target: State, now: float
+    ) -> mdb.CdReply:
         self._state = target
         c = self.config
         return (mdb.PeripheralId(c.manufacturer, c.serial, c.model, c.software_version),)
 
-    def _on_reader_enable(self, command: mdb.ReaderEnable, target: State, now: float) -> Reply:
+    def _on_reader_enable(
+        self, command: mdb.ReaderEnable, target: State, now: float
+    ) -> mdb.CdReply:
         self._disable_pending = False
         if self._state is State.DISABLED:
             self._emit(ReaderEnabled())
         self._state = target
         return (mdb.Ack(),)
 
-    def _on_reader_disable(self, command: mdb.ReaderDisable, target: State, now: float) -> Reply:
+    def _on_reader_disable(
+        self, command: mdb.ReaderDisable, target: State, now: float
+    ) -> mdb.CdReply:
         if self._state is State.ENABLED:
             self._emit(ReaderDisabled())
         elif self._session is not None:
@@ -415,13 +421,15 @@ class Reader:
         self._state = target
         return (mdb.Ack(),)
 
-    def _on_reader_cancel(self, command: mdb.ReaderCancel, target: State, now: float) -> Reply:
+    def _on_reader_cancel(
+        self, command: mdb.ReaderCancel, target: State, now: float
+    ) -> mdb.CdReply:
         self._state = target
         return (mdb.Cancelled(),)
 
     # --- the vend ------------------------------------------------------------------------------
 
-    def _on_vend_request(self, command: mdb.VendRequest, target: State, now: float) -> Reply:
+    def _on_vend_request(self, command: mdb.VendRequest, target: State, now: float) -> mdb.CdReply:
         session = self._open_session()
         self._state = target
         asked, item = command.price, command.item
@@ -431,12 +439,12 @@ class Reader:
         if reason is not None:
             self._state = transition(self._state, Move.DENY)
             session.idle_since = now
-            self._emit(VendDenied(asked, item, reason))
+            self._emit(DenialSent(asked, item, reason))
             return (mdb.VendDenied(),)
         assert isinstance(price, int)
         # Local and immediate: no network round trip inside the uninterruptible Vend state.
         session.vend = _Vend(price, item, asked)
-        self._emit(VendApproved(price, item, vmc_price=asked))
+        self._emit(ApprovalSent(price, item, vmc_price=asked))
         return (mdb.VendApproved(price, expanded=command.expanded),)
 
     def _price_of(self, item: int, asked: int, expanded: bool) -> int | DenyReason:
@@ -463,17 +471,17 @@ class Reader:
             return "exceeds_credit"
         return None
 
-    def _on_vend_success(self, command: mdb.VendSuccess, target: State, now: float) -> Reply:
+    def _on_vend_success(self, command: mdb.VendSuccess, target: State, now: float) -> mdb.CdReply:
         session = self._open_session()
         self._succeed(session, command.item)
         self._after_vend(session, target, now)
         return (mdb.Ack(),)
 
-    def _on_vend_failure(self, command: mdb.VendFailure, target: State, now: float) -> Reply:
+    def _on_vend_failure(self, command: mdb.VendFailure, target: State, now: float) -> mdb.CdReply:
         self._fail_vend(target, now)
         return (mdb.Ack(),)  # refund done: nothing was charged
 
-    def _on_vend_cancel(self, command: mdb.VendCancel, target: State, now: float) -> Reply:
+    def _on_vend_cancel(self, command: mdb.VendCancel, target: State, now: float) -> mdb.CdReply:
         # Only legal before approval (§7.4.6); ours is immediate, so the VMC gave up on an
         # approved vend. Nothing was dispensed: release it like a failure.
         self._fail_vend(target, now)
@@ -506,10 +514,10 @@ class Reader:
 
     def _on_session_complete(
         self, command: mdb.SessionComplete, target: State, now: float
-    ) -> Reply:
+    ) -> mdb.CdReply:
         session = self._session
         if session is not None:
-            self._close_session(session.ending or "completed")
+            self._close_session(session.ending or EndReason.COMPLETED)
         self._state = target
         self._apply_pending_disable()
         return (mdb.EndSession(),)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Self
 
 import serial
+
+from vendgate.protocol import Clock, SystemClock
 
 from ._config import CashlessConfig
 from ._events import NeedData, PriceMode, ReaderEvent
@@ -48,12 +49,12 @@ class SerialCashless:
         port_url: str,
         config: CashlessConfig,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         self.port_url = port_url
         self.config = config
         self.reader = Reader(config)
-        self._clock = clock
+        self._clock = clock or SystemClock()
         self._queue: asyncio.Queue[ReaderEvent | None] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._port: serial.SerialBase | None = None
@@ -90,7 +91,7 @@ class SerialCashless:
 
     def begin_session(self, funds: int) -> None:
         """Offer ``funds`` minor units; ``LocalMdbError`` unless ``can_begin_session``."""
-        self.reader.begin_session(funds, self._clock())
+        self.reader.begin_session(funds, self._clock.monotonic())
         self._after_input()
 
     def cancel_session(self) -> None:
@@ -204,16 +205,16 @@ class SerialCashless:
     # --- feeding the reader --------------------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
-        self.reader.receive_data(data, self._clock())
+        self.reader.receive_data(data, self._clock.monotonic())
         self._after_input()
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.reader.handle_timer(self._clock())
+        self.reader.handle_timer(self._clock.monotonic())
         self._after_input()
 
     def _after_input(self) -> None:
-        self._write(self.reader.data_to_send(self._clock()))
+        self._write(self.reader.data_to_send(self._clock.monotonic()))
         while not isinstance(event := self.reader.next_event(), NeedData):
             self._queue.put_nowait(event)
         self._arm_timer()
@@ -225,7 +226,7 @@ class SerialCashless:
         deadline = self.reader.next_deadline()
         if deadline is None or self._closed or self._loop is None:
             return
-        delay = max(deadline - self._clock(), MIN_TIMER_DELAY_S)
+        delay = max(deadline - self._clock.monotonic(), MIN_TIMER_DELAY_S)
         self._timer = self._loop.call_later(delay, self._on_timer)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:

@@ -18,7 +18,8 @@ from typing import ClassVar, Self
 
 from ._wire import Cursor, bcd_digits
 
-JsonValue = int | str | bool | None
+JsonScalar = int | str | bool | None
+"""The value of one field in a message's ``as_dict()``."""
 
 # Data bytes left for a message body once the address/code byte and the CHK are counted (§2.2).
 MAX_COMMAND_DATA = 33
@@ -54,13 +55,13 @@ class Message:
     name: ClassVar[str]
     bcd_fields: ClassVar[frozenset[str]] = frozenset()
 
-    def as_dict(self) -> dict[str, JsonValue]:
+    def as_dict(self) -> dict[str, JsonScalar]:
         """``{"name": ..., field: value}`` in snake_case, ready for JSON.
 
         Parts the wire form did not carry are left out (None fields, a False ``expanded``);
         bytes become lowercase hex, packed-BCD fields their four digits (``"1578"``).
         """
-        out: dict[str, JsonValue] = {"name": self.name}
+        out: dict[str, JsonScalar] = {"name": self.name}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if value is None or (field.name == "expanded" and value is False):
@@ -68,7 +69,7 @@ class Message:
             out[field.name] = self._render(field.name, value)
         return out
 
-    def _render(self, field: str, value: object) -> JsonValue:
+    def _render(self, field: str, value: object) -> JsonScalar:
         if field in self.bcd_fields and isinstance(value, int):
             return bcd_digits(value)
         if isinstance(value, bytes):

@@ -22,7 +22,7 @@ from ._base import (
     Command,
     Control,
     Dialect,
-    JsonValue,
+    JsonScalar,
     Message,
     Nak,
     Response,
@@ -39,6 +39,8 @@ MAX_BLOCK_WORDS = 36
 
 VmcMessage = Command | Ack | Nak | Ret
 CdMessage = Response | Ack | Nak
+CdReply = tuple[CdMessage, ...]
+"""What a cashless device answers to one command, in one block (empty: nothing, yet)."""
 
 COMMAND_NAMES = {
     0: "RESET",
@@ -92,7 +94,7 @@ class Decoded:
     """The cashless address base (0x10 or 0x60) of a VMC command, else None."""
 
     def as_dict(self) -> dict[str, object]:
-        messages: list[dict[str, JsonValue]] = [m.as_dict() for m in self.messages]
+        messages: list[dict[str, JsonScalar]] = [m.as_dict() for m in self.messages]
         return {"dir": self.direction.value, "checksum_ok": self.checksum_ok, "messages": messages}
 
 

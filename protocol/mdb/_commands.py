@@ -12,6 +12,9 @@ from ._base import MAX_COMMAND_DATA, Command
 from ._bodies import AmountBody, IdentityBody, RawDataBody, UintFields
 from ._wire import Cursor, pack_money, pack_uint
 
+MAX_VEND_ITEM = 0xFFFE
+"""The largest item number a VEND REQUEST names: FFFF means "item undefined"."""
+
 
 @dataclass(frozen=True, slots=True)
 class Reset(Command):

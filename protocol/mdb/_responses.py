@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Self
 
-from ._base import MAX_RESPONSE_DATA, Dialect, JsonValue, Response
+from ._base import MAX_RESPONSE_DATA, Dialect, JsonScalar, Response
 from ._bodies import AmountBody, IdentityBody, RawDataBody, UintFields, pack_identity, read_identity
 from ._enums import MalfunctionError
 from ._errors import LocalMdbError
@@ -208,7 +208,7 @@ class Malfunction(UintFields, Response):
         except ValueError:
             return None
 
-    def as_dict(self) -> dict[str, JsonValue]:
+    def as_dict(self) -> dict[str, JsonScalar]:
         error = self.error
         return {
             "name": self.name,

@@ -67,6 +67,11 @@ class RejectReason(StrEnum):
 
 
 class EndReason(StrEnum):
+    """Why a session ended: the VMC closed it (``completed``, also when the customer pressed
+    cancel on the keypad), the reader's selection timeout, the agent cancelled it
+    (``cmd/cancel``), a RESET from the VMC (or the agent restarted), or the board went silent.
+    The reader's ``SessionEnded`` and the wire's ``evt/ended`` carry the same value."""
+
     COMPLETED = "completed"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"

@@ -12,8 +12,8 @@ from vendgate.boardsim import (
     PowerOn,
     ReaderReady,
     SessionOpened,
+    SessionStep,
     Slot,
-    Step,
     VendOutcome,
     Vmc,
     VmcConfig,
@@ -181,7 +181,7 @@ def test_select_sends_vend_request_and_approval_at_a_poll_dispenses() -> None:
     assert board.reply(mdb.Ack()) == []  # approval comes later
     board.wait(0.2)
     assert board.reply(mdb.VendApproved(2000)) == [ACK]
-    assert board.vmc.step is Step.DISPENSING
+    assert board.vmc.step is SessionStep.DISPENSING
     assert board.reply(mdb.VendApproved(2000)) == []  # stale repeat: nothing outstanding
     assert board.run(0.5) == ["VMC 13* 02 00 65 7A"]
     assert board.reply(mdb.Ack()) == ["VMC 13* 04 17"]

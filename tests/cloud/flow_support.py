@@ -27,12 +27,10 @@ import httpx
 from litestar import Litestar
 from sqlmodel import col, select
 
-from vendgate.cloud.app import create_app
-from vendgate.cloud.clock import Clock, system_clock
-from vendgate.cloud.context import CloudContext
+from vendgate.cloud.app import CloudParts, create_app
 from vendgate.cloud.db import Machine, Payment, VendSession, transaction
 from vendgate.cloud.faults import Faults, no_faults
-from vendgate.cloud.machines import SlotSpec, upsert_machine
+from vendgate.cloud.machines import MachineSpec, SlotSpec, upsert_machine
 from vendgate.cloud.settings import (
     CloudSettings,
     DatabaseSettings,
@@ -41,9 +39,8 @@ from vendgate.cloud.settings import (
     WebhookSettings,
 )
 from vendgate.cloud.vipps import VippsSettings
-from vendgate.cloud.vippssim import SimSettings, VippsSimulator, create_vipps_sim
-from vendgate.cloud.vippssim._ledger import LedgerPayment
-from vendgate.protocol import Money
+from vendgate.cloud.vippssim import LedgerPayment, SimSettings, VippsSimulator, create_vipps_sim
+from vendgate.protocol import Clock, Money
 from vendgate.protocol.mqtt import (
     Ack,
     Authorized,
@@ -132,16 +129,17 @@ class Cloud:
     sim_http: httpx.AsyncClient
 
     @property
-    def ctx(self) -> CloudContext:
-        ctx: CloudContext = self.app.state.ctx
-        return ctx
+    def parts(self) -> CloudParts:
+        """What the app built (``create_app``'s composition root), to look at and to drive."""
+        parts: CloudParts = self.app.state.parts
+        return parts
 
 
 @contextlib.asynccontextmanager
 async def running_cloud(
     settings: CloudSettings,
     *,
-    clock: Clock = system_clock,
+    clock: Clock | None = None,
     sim_settings: SimSettings | None = None,
     faults: Faults = no_faults,
 ) -> AsyncIterator[Cloud]:
@@ -201,7 +199,7 @@ async def lifespan_of(app: Litestar) -> AsyncIterator[None]:
 
 
 async def seed_machine(
-    ctx: CloudContext,
+    parts: CloudParts,
     machine_id: str,
     slots: Sequence[SlotSpec] = PLANOGRAM,
     *,
@@ -209,49 +207,44 @@ async def seed_machine(
     callback_qr_id: str | None = None,
     **options: Any,
 ) -> None:
-    """The machine and its planogram; ``options`` (price_mode, vat_rate...) go to upsert."""
-    now = ctx.clock()
-    async with transaction(ctx.sessions) as db:
-        machine = await upsert_machine(
-            db,
-            machine_id,
-            f"Machine {machine_id}",
-            slots,
-            now,
-            callback_qr_id=callback_qr_id,
-            **options,
-        )
+    """The machine and its planogram; ``options`` (price_mode, vat_rate...) go to its spec."""
+    now = parts.clock.now()
+    spec = MachineSpec(
+        machine_id, f"Machine {machine_id}", slots, callback_qr_id=callback_qr_id, **options
+    )
+    async with transaction(parts.sessions) as db:
+        machine = await upsert_machine(db, spec, now)
         if online:
             machine.online, machine.last_seen_at, machine.status_at = True, now, now
             db.add(machine)
 
 
-async def machine_row(ctx: CloudContext, machine_id: str) -> Machine:
-    async with transaction(ctx.sessions) as db:
+async def machine_row(parts: CloudParts, machine_id: str) -> Machine:
+    async with transaction(parts.sessions) as db:
         machine = await db.get(Machine, machine_id)
     assert machine is not None
     return machine
 
 
-async def vends_of(ctx: CloudContext, machine_id: str) -> list[VendSession]:
+async def vends_of(parts: CloudParts, machine_id: str) -> list[VendSession]:
     query = (
         select(VendSession)
         .where(VendSession.machine_id == machine_id)
         .order_by(col(VendSession.created_at))
     )
-    async with transaction(ctx.sessions) as db:
+    async with transaction(parts.sessions) as db:
         return list((await db.exec(query)).all())
 
 
-async def vend_row(ctx: CloudContext, vend_id: str) -> VendSession:
-    async with transaction(ctx.sessions) as db:
+async def vend_row(parts: CloudParts, vend_id: str) -> VendSession:
+    async with transaction(parts.sessions) as db:
         vend = await db.get(VendSession, vend_id)
     assert vend is not None
     return vend
 
 
-async def payment_row(ctx: CloudContext, vend_id: str) -> Payment:
-    async with transaction(ctx.sessions) as db:
+async def payment_row(parts: CloudParts, vend_id: str) -> Payment:
+    async with transaction(parts.sessions) as db:
         payment = await db.get(Payment, vend_id)
     assert payment is not None
     return payment
@@ -268,12 +261,12 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
-async def wait_for_state(ctx: CloudContext, vend_id: str, *states: str) -> VendSession:
+async def wait_for_state(parts: CloudParts, vend_id: str, *states: str) -> VendSession:
     async def reached() -> bool:
-        return (await vend_row(ctx, vend_id)).state in states
+        return (await vend_row(parts, vend_id)).state in states
 
     await eventually(reached, what=f"vend {vend_id} in {states}")
-    return await vend_row(ctx, vend_id)
+    return await vend_row(parts, vend_id)
 
 
 def ledger(sim: VippsSimulator, reference: str) -> LedgerPayment:
@@ -296,8 +289,8 @@ async def scan_and_approve(cloud: Cloud, machine_id: str) -> VendSession:
     """The customer scans, lands on Vipps, approves; returns the session."""
     response = await scan(cloud, machine_id)
     assert response.status_code == 302, response.text
-    vend = (await vends_of(cloud.ctx, machine_id))[-1]
-    assert response.headers["location"] == (await payment_row(cloud.ctx, vend.id)).redirect_url
+    vend = (await vends_of(cloud.parts, machine_id))[-1]
+    assert response.headers["location"] == (await payment_row(cloud.parts, vend.id)).redirect_url
     cloud.sim.payments.approve(cloud.sim.payments.find(vend.id))
     return vend
 
@@ -504,23 +497,10 @@ def future(seconds: float) -> datetime:
     return utc_now() + timedelta(seconds=seconds)
 
 
-class SteppedClock:
-    """A UTC clock that moves only when told to (``advance``)."""
-
-    def __init__(self, now: datetime | None = None) -> None:
-        self.now = now or datetime.now(UTC)  # webhooks are signed with the real time
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-async def webhook_secret(ctx: CloudContext) -> str:
+async def webhook_secret(parts: CloudParts) -> str:
     from vendgate.cloud.db import WebhookRegistration
 
-    async with transaction(ctx.sessions) as db:
+    async with transaction(parts.sessions) as db:
         row = (await db.exec(select(WebhookRegistration))).first()
     assert row is not None, "the app registered no webhook"
     return row.secret
@@ -532,11 +512,11 @@ async def post_webhook(
     """POST a webhook signed like Vipps signs it (with our registration's secret)."""
     from vendgate.cloud.vipps import http_date, sign_webhook
 
-    key = secret if secret is not None else await webhook_secret(cloud.ctx)
-    url = cloud.ctx.settings.webhook_url
+    key = secret if secret is not None else await webhook_secret(cloud.parts)
+    url = cloud.parts.settings.webhook_url
     date = http_date(time.time() if at is None else at)
     headers = sign_webhook(key, url, body, date)
-    return await cloud.http.post(cloud.ctx.settings.webhooks.path, content=body, headers=headers)
+    return await cloud.http.post(cloud.parts.settings.webhooks.path, content=body, headers=headers)
 
 
 def payment_event(reference: str, name: str, amount: int = MAX_PRICE) -> bytes:

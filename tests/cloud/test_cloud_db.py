@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from support.postgres import create_database, drop_database
 
-from vendgate.cloud.context import CloudContext
 from vendgate.cloud.db import (
     ONE_OPEN_VEND_INDEX,
     Machine,
@@ -30,12 +29,13 @@ from vendgate.cloud.db import (
     transaction,
     upgrade_to_head,
 )
-from vendgate.cloud.machines import upsert_machine
-from vendgate.cloud.reconciler import claim_due
+from vendgate.cloud.machines import MachineSpec, upsert_machine
+from vendgate.cloud.reconciler import Reconciler
 from vendgate.cloud.settings import CloudSettings
-from vendgate.cloud.vends import VendState, open_vend
+from vendgate.cloud.vends import VendService, VendState, VippsExecutor, open_vend
 from vendgate.cloud.vipps import VippsClient
-from vendgate.protocol.mqtt import Config
+from vendgate.protocol import ManualClock
+from vendgate.protocol.mqtt import Config, TopicTree
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -66,7 +66,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 async def machine(engine: AsyncEngine, machine_id: str = "m1") -> Machine:
     async with transaction(session_factory(engine)) as db:
-        return await upsert_machine(db, machine_id, "Lobby", PLANOGRAM, NOW)
+        return await upsert_machine(db, MachineSpec(machine_id, "Lobby", PLANOGRAM), NOW)
 
 
 async def test_migrations_create_every_table(engine: AsyncEngine) -> None:
@@ -98,14 +98,18 @@ async def test_the_database_allows_one_open_session_per_machine(engine: AsyncEng
     assert second.state == VendState.CREATING
 
 
-def context(engine: AsyncEngine) -> CloudContext:
-    settings = replace(CloudSettings(), timing=replace(FAST, work_lease=60))
-    return CloudContext(
-        settings=settings,
-        sessions=session_factory(engine),
-        vipps=VippsClient.__new__(VippsClient),  # never called here
-        clock=lambda: NOW,
-        postgres=is_postgres(engine),
+def reconciler(engine: AsyncEngine) -> Reconciler:
+    """One replica's reconciler, to claim with (its vend service is never called here)."""
+    sessions, clock, timing = (
+        session_factory(engine),
+        ManualClock(NOW),
+        replace(FAST, work_lease=60),
+    )
+    executor = VippsExecutor(VippsClient.__new__(VippsClient), CloudSettings())
+    vends = VendService(sessions, executor, clock=clock, timing=timing, tree=TopicTree())
+    wake = asyncio.Event()
+    return Reconciler(
+        vends, sessions, wake, clock=clock, timing=timing, postgres=is_postgres(engine)
     )
 
 
@@ -117,11 +121,11 @@ async def test_concurrent_claims_never_share_a_session(engine: AsyncEngine) -> N
             vend = await open_vend(db, m, 3500, NOW - timedelta(minutes=5), FAST)
             vend.lease_until = None
             db.add(vend)
-    first, second = context(engine), context(engine)
-    claims = await asyncio.gather(claim_due(first, NOW, 4), claim_due(second, NOW, 4))
+    first, second = reconciler(engine), reconciler(engine)
+    claims = await asyncio.gather(first.claim_due(NOW, 4), second.claim_due(NOW, 4))
     together = claims[0] + claims[1]
     assert len(together) == len(set(together)) == 6
-    assert await claim_due(first, NOW, 10) == []  # all leased now
+    assert await first.claim_due(NOW, 10) == []  # all leased now
 
 
 def test_cli_migrate_and_add_machine(tmp_path: Path) -> None:

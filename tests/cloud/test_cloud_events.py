@@ -33,9 +33,8 @@ from flow_support import (
 from sqlmodel import select
 
 from vendgate.cloud.db import OutboxCommand, VendSession, transaction
-from vendgate.cloud.mqtt import MessageHandler
 from vendgate.cloud.settings import TimingSettings
-from vendgate.protocol import Money
+from vendgate.protocol import ManualClock, Money
 from vendgate.protocol.mqtt import (
     Dispensed,
     DispensedItem,
@@ -64,24 +63,24 @@ def now() -> datetime:
 @pytest.fixture
 async def cloud(tmp_path: Path) -> AsyncIterator[Cloud]:
     async with running_cloud(cloud_settings(sqlite_url(tmp_path), timing=TIMING)) as running:
-        await seed_machine(running.ctx, "m1", online=True)
-        await seed_machine(running.ctx, "m2", online=True)
+        await seed_machine(running.parts, "m1", online=True)
+        await seed_machine(running.parts, "m2", online=True)
         yield running
 
 
 async def authorized(cloud: Cloud, machine_id: str = "m1") -> VendSession:
     assert (await scan(cloud, machine_id)).status_code == 302
-    vend = (await vends_of(cloud.ctx, machine_id))[-1]
+    vend = (await vends_of(cloud.parts, machine_id))[-1]
     cloud.sim.payments.approve(cloud.sim.payments.find(vend.id))
     await cloud.sim.webhooks_idle()
-    return await wait_for_state(cloud.ctx, vend.id, "authorized")
+    return await wait_for_state(cloud.parts, vend.id, "authorized")
 
 
 async def deliver(cloud: Cloud, machine_id: str, message: Message) -> None:
     topic = message.topic_name and TREE.event(machine_id, message.topic_name)
     if isinstance(message, Status):
         topic = TREE.status(machine_id)
-    await MessageHandler(cloud.ctx)(mqtt_message(str(topic), message.encode()))
+    await cloud.parts.handler(mqtt_message(str(topic), message.encode()))
 
 
 def started(vend_id: str, seq: int = 1) -> Event:
@@ -115,7 +114,7 @@ async def test_duplicated_events_settle_once(cloud: Cloud) -> None:
     events = [started(vend.id), cola(vend.id), ended(vend.id, 3, one_cola())]
     for event in events + events + events:
         await deliver(cloud, "m1", event)
-    await wait_for_state(cloud.ctx, vend.id, "closed")
+    await wait_for_state(cloud.parts, vend.id, "closed")
     assert ledger_names(cloud.sim, vend.id).count("CAPTURED") == 1
     assert ledger(cloud.sim, vend.id).captured == COLA.price
     assert receipt_count(cloud.sim, vend.id) == 1
@@ -125,7 +124,7 @@ async def test_reordered_events_settle_from_the_ended_report(cloud: Cloud) -> No
     vend = await authorized(cloud)
     for event in [ended(vend.id, 3, one_cola()), cola(vend.id), started(vend.id)]:
         await deliver(cloud, "m1", event)
-    settled = await wait_for_state(cloud.ctx, vend.id, "closed")
+    settled = await wait_for_state(cloud.parts, vend.id, "closed")
     assert (settled.capture_amount, settled.cancel_amount) == (COLA.price, MAX_PRICE - COLA.price)
     assert ledger(cloud.sim, vend.id).cancelled == MAX_PRICE - COLA.price
 
@@ -143,14 +142,14 @@ async def test_the_same_event_id_twice_is_applied_once(cloud: Cloud) -> None:
 async def test_a_machine_cannot_end_another_machines_session(cloud: Cloud) -> None:
     vend = await authorized(cloud, "m1")
     await deliver(cloud, "m2", ended(vend.id, 1, one_cola()))
-    assert (await vend_row(cloud.ctx, vend.id)).state == "authorized"
+    assert (await vend_row(cloud.parts, vend.id)).state == "authorized"
 
 
 async def test_rejection_releases_everything(cloud: Cloud) -> None:
     vend = await authorized(cloud)
     reject = Rejected.create(now=now(), seq=1, vend_id=vend.id, reason=RejectReason.BOARD_DOWN)
     await deliver(cloud, "m1", reject)
-    settled = await wait_for_state(cloud.ctx, vend.id, "closed")
+    settled = await wait_for_state(cloud.parts, vend.id, "closed")
     assert settled.outcome == "not_charged"
     assert (ledger(cloud.sim, vend.id).captured, ledger(cloud.sim, vend.id).cancelled) == (
         0,
@@ -164,7 +163,7 @@ async def test_a_duplicate_command_rejection_is_not_a_refusal(cloud: Cloud) -> N
     await deliver(cloud, "m1", started(vend.id))
     dup = Rejected.create(now=now(), seq=2, vend_id=vend.id, reason=RejectReason.DUPLICATE)
     await deliver(cloud, "m1", dup)
-    assert (await vend_row(cloud.ctx, vend.id)).state == "vending"
+    assert (await vend_row(cloud.parts, vend.id)).state == "vending"
 
 
 @pytest.mark.parametrize(
@@ -184,9 +183,9 @@ async def test_malformed_messages_are_logged_and_dropped(
 ) -> None:
     vend = await authorized(cloud)
     with caplog.at_level(logging.WARNING, logger="vendgate.cloud.mqtt"):
-        await MessageHandler(cloud.ctx)(mqtt_message(topic, payload))
+        await cloud.parts.handler(mqtt_message(topic, payload))
     assert any("dropped a bad message" in r.getMessage() for r in caplog.records)
-    assert (await vend_row(cloud.ctx, vend.id)).state == "authorized"
+    assert (await vend_row(cloud.parts, vend.id)).state == "authorized"
 
 
 async def test_status_messages_apply_in_timestamp_order(cloud: Cloud) -> None:
@@ -195,19 +194,26 @@ async def test_status_messages_apply_in_timestamp_order(cloud: Cloud) -> None:
     online = Status.create(now=early, state=StatusState.ONLINE, boot_id="b", versions={})
     await deliver(cloud, "m2", offline)
     await deliver(cloud, "m2", online)  # older: a stale retained copy
-    assert not (await machine_row(cloud.ctx, "m2")).online
+    assert not (await machine_row(cloud.parts, "m2")).online
     assert 'data-state="offline"' in (await scan(cloud, "m2")).text
 
 
 async def test_a_machine_that_never_reports_is_released_by_the_deadline(tmp_path: Path) -> None:
-    timing = TimingSettings(
-        poll_first=3600, settle_deadline=0.3, reconcile_interval=0.05, authorized_resend=0.1
-    )
-    async with running_cloud(cloud_settings(sqlite_url(tmp_path), timing=timing)) as cloud:
-        await seed_machine(cloud.ctx, "m1", online=True)
+    # The app's clock is stepped past the deadline (well inside the webhooks' max age: the
+    # simulator signs them with the real time).
+    clock = ManualClock()
+    timing = TimingSettings(poll_first=3600, settle_deadline=60, reconcile_interval=0.05)
+    async with running_cloud(
+        cloud_settings(sqlite_url(tmp_path), timing=timing), clock=clock
+    ) as cloud:
+        await seed_machine(cloud.parts, "m1", online=True)
         vend = await authorized(cloud)
-        settled = await wait_for_state(cloud.ctx, vend.id, "closed")
-        async with transaction(cloud.ctx.sessions) as db:
+        clock.advance(timing.settle_deadline - 1)
+        await cloud.parts.reconciler.run_once()
+        assert (await vend_row(cloud.parts, vend.id)).state == "authorized"  # not yet due
+        clock.advance(2)
+        settled = await wait_for_state(cloud.parts, vend.id, "closed")
+        async with transaction(cloud.parts.sessions) as db:
             commands = (await db.exec(select(OutboxCommand))).all()
     assert settled.outcome == "not_charged"
     assert ledger(cloud.sim, vend.id).cancelled == MAX_PRICE

@@ -35,7 +35,6 @@ from vendgate.cloud.faults import (
     POINTS,
     no_faults,
 )
-from vendgate.cloud.mqtt import MessageHandler
 from vendgate.cloud.settings import TimingSettings
 from vendgate.cloud.vippssim import VippsSimulator
 from vendgate.protocol import Money
@@ -78,10 +77,10 @@ class RecordingFaults:
 async def buy_one_cola(cloud: Cloud) -> str:
     """Scan, approve, then the machine reports one Cola dropped and the session ended."""
     assert (await scan(cloud, "m1")).status_code == 302
-    vend_id = (await vends_of(cloud.ctx, "m1"))[-1].id
+    vend_id = (await vends_of(cloud.parts, "m1"))[-1].id
     cloud.sim.payments.approve(cloud.sim.payments.find(vend_id))
     await cloud.sim.webhooks_idle()
-    await wait_for_state(cloud.ctx, vend_id, "authorized")
+    await wait_for_state(cloud.parts, vend_id, "authorized")
     now = datetime.now(UTC)
     cola = DispensedItem(item=COLA.item, price=Money(COLA.price, "NOK"), success=True)
     events = [
@@ -98,7 +97,7 @@ async def buy_one_cola(cloud: Cloud) -> str:
             currency="NOK",
         ),
     ]
-    handler = MessageHandler(cloud.ctx)
+    handler = cloud.parts.handler
     for event in events:
         topic = TREE.event("m1", event.topic_name or "")
         await handler(mqtt_message(str(topic), event.encode()))
@@ -112,10 +111,10 @@ def test_the_default_lets_every_point_pass() -> None:
 
 async def test_an_app_built_without_faults_uses_the_no_op_and_settles(tmp_path: Path) -> None:
     async with running_cloud(cloud_settings(sqlite_url(tmp_path), timing=TIMING)) as cloud:
-        assert cloud.ctx.faults is no_faults
-        await seed_machine(cloud.ctx, "m1", online=True)
+        assert cloud.parts.vends.faults is no_faults
+        await seed_machine(cloud.parts, "m1", online=True)
         vend_id = await buy_one_cola(cloud)
-        await wait_for_state(cloud.ctx, vend_id, "closed")
+        await wait_for_state(cloud.parts, vend_id, "closed")
         assert ledger(cloud.sim, vend_id).captured == COLA.price
 
 
@@ -123,11 +122,11 @@ async def test_faults_are_called_at_each_point_of_a_settlement_in_order(tmp_path
     faults = RecordingFaults(tmp_path / "cloud.db")
     settings = cloud_settings(sqlite_url(tmp_path), timing=TIMING)
     async with running_cloud(settings, faults=faults) as cloud:
-        assert cloud.ctx.faults is faults
+        assert cloud.parts.vends.faults is faults
         faults.sim = cloud.sim
-        await seed_machine(cloud.ctx, "m1", online=True)
+        await seed_machine(cloud.parts, "m1", online=True)
         faults.vend_id = await buy_one_cola(cloud)
-        await wait_for_state(cloud.ctx, faults.vend_id, "closed")
+        await wait_for_state(cloud.parts, faults.vend_id, "closed")
         final = ledger_names(cloud.sim, faults.vend_id)
 
     assert [seen.point for seen in faults.seen] == list(POINTS)  # each once, in this order

@@ -33,14 +33,14 @@ async def cloud(tmp_path: Path) -> AsyncIterator[Cloud]:
     # Two status requests per token before 429, so the 429 answers are one request away.
     limits = RateLimitSettings(status_burst=2, status_per_minute=1)
     async with running_cloud(cloud_settings(sqlite_url(tmp_path), rate_limits=limits)) as running:
-        await seed_machine(running.ctx, "m1", online=True)
-        await seed_machine(running.ctx, "m2")  # never heard from: offline
+        await seed_machine(running.parts, "m1", online=True)
+        await seed_machine(running.parts, "m2")  # never heard from: offline
         yield running
 
 
 async def status_token(cloud: Cloud) -> str:
     assert (await scan(cloud, "m1")).status_code == 302
-    (vend,) = await vends_at(cloud.ctx, "m1")
+    (vend,) = await vends_at(cloud.parts, "m1")
     return vend.status_token
 
 
@@ -77,7 +77,7 @@ async def test_every_kind_of_response_carries_the_security_headers(cloud: Cloud)
         await cloud.http.get("/no/such/route"),  # 404 from the router
         await cloud.http.post("/m/m1"),  # 405 page
         await cloud.http.post("/healthz"),  # 405 problem+json
-        await cloud.http.post(cloud.ctx.settings.webhooks.path, content=b"{}"),  # 401
+        await cloud.http.post(cloud.parts.settings.webhooks.path, content=b"{}"),  # 401
         await cloud.http.get("/healthz"),
     ]
     assert [r.status_code for r in responses] == [
@@ -112,7 +112,7 @@ async def test_a_405_names_the_allowed_methods_on_pages_and_problems(cloud: Clou
     problem = await cloud.http.post("/healthz")
     assert (problem.status_code, problem.headers["content-type"]) == (405, PROBLEM)
     assert allowed(problem) == {"GET", "OPTIONS"}
-    webhook = await cloud.http.get(cloud.ctx.settings.webhooks.path)
+    webhook = await cloud.http.get(cloud.parts.settings.webhooks.path)
     assert (webhook.status_code, allowed(webhook)) == (405, {"POST", "OPTIONS"})
 
 
@@ -171,13 +171,13 @@ async def test_chromium_enforces_the_policy_and_the_pages_still_work(tmp_path: P
         served_over_http(cloud, listener),
         chromium() as browser,
     ):
-        await seed_machine(cloud.ctx, "m1", online=True)
+        await seed_machine(cloud.parts, "m1", online=True)
         token = await status_token(cloud)
         base = url_of(listener)
 
         status = await watched_page(browser, f"{base}/s/{token}")
         assert await status.evaluate(STATE) == "waiting"
-        (vend,) = await vends_at(cloud.ctx, "m1")
+        (vend,) = await vends_at(cloud.parts, "m1")
         cloud.sim.payments.approve(cloud.sim.payments.find(vend.id))
         await status.wait_until(f"{STATE} === 'choose'", LIMIT_S)  # its script polled its JSON
         status_report = await load_report(status)

@@ -17,11 +17,10 @@ import pytest
 from flow_support import eventually
 from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_password
 
-from vendgate.cloud.clock import system_clock
 from vendgate.cloud.machines import Pings
 from vendgate.cloud.mqtt import MqttLink
 from vendgate.cloud.settings import CloudSettings, MqttSettings
-from vendgate.protocol import Money, reconnect_delay
+from vendgate.protocol import Money, SystemClock, reconnect_delay
 from vendgate.protocol.mqtt import (
     CloudPresence,
     Ping,
@@ -58,8 +57,8 @@ class Received:
 
 
 @contextlib.asynccontextmanager
-async def running(link: MqttLink) -> AsyncIterator[MqttLink]:
-    task = asyncio.create_task(link.run())
+async def running(link: MqttLink, handler: Received) -> AsyncIterator[MqttLink]:
+    task = asyncio.create_task(link.run(handler))
     try:
         await asyncio.wait_for(link.connected.wait(), 10)
         yield link
@@ -98,7 +97,7 @@ async def test_events_published_while_the_replica_is_away_wait_in_its_session(
     # `$share` subscriptions back from its persistence file (the presence hint covers that).
     settings = dataclasses.replace(settings_for(mosquitto), shared_subscriptions=shared)
     first, second = Received(), Received()
-    async with running(MqttLink(settings, filters(settings), first)):  # type: ignore[arg-type]
+    async with running(MqttLink(settings, filters(settings)), first):  # type: ignore[arg-type]
         pass  # subscribed once: the broker now holds the replica's session
     if broker_restarts:  # the session is in mosquitto's persistence file, and comes back
         await asyncio.to_thread(mosquitto.stop)
@@ -109,7 +108,7 @@ async def test_events_published_while_the_replica_is_away_wait_in_its_session(
     async with machine_client(mosquitto, "m1") as machine:
         await machine.publish(str(TREE.event("m1", "started")), event, qos=1)
 
-    async with running(MqttLink(settings, filters(settings), second)):  # type: ignore[arg-type]
+    async with running(MqttLink(settings, filters(settings)), second):  # type: ignore[arg-type]
 
         async def delivered() -> bool:
             return str(TREE.event("m1", "started")) in second.topics()
@@ -124,8 +123,8 @@ async def test_every_connect_announces_the_replica_on_the_cloud_topic(
     mosquitto: Mosquitto,
 ) -> None:
     settings = settings_for(mosquitto)
-    link = MqttLink(settings, [], Received(), presence=TREE.cloud_presence())
-    async with running(link), machine_client(mosquitto, "m2") as machine:
+    link = MqttLink(settings, [], presence=TREE.cloud_presence())
+    async with running(link, Received()), machine_client(mosquitto, "m2") as machine:
         # A machine may read it (the ACL), and gets the retained copy on subscribing.
         await machine.subscribe(str(TREE.cloud_presence()), qos=1)
         async with asyncio.timeout(10):
@@ -192,7 +191,6 @@ def pong_for(ping: Ping, *, can_vend: bool = True) -> Pong:
 
 
 async def test_a_pong_resolves_only_its_own_waiter() -> None:
-    pings = Pings(TREE, system_clock)
     answered: list[bool] = []
 
     def machine(machine_id: str, ping: Ping) -> None:
@@ -201,7 +199,7 @@ async def test_a_pong_resolves_only_its_own_waiter() -> None:
         answered.append(pings.answered(machine_id, pong_for(ping)))  # a duplicate
 
     link = LoopbackLink(machine)
-    pings.link = link
+    pings = Pings(TREE, SystemClock(), link)
     pong = await pings.ask("m1", within_s=5)
 
     assert pong is not None
@@ -212,9 +210,8 @@ async def test_a_pong_resolves_only_its_own_waiter() -> None:
 
 
 async def test_silence_or_no_link_is_no_answer() -> None:
-    pings = Pings(TREE, system_clock)
-    assert await pings.ask("m1", within_s=5) is None  # no link at all
-    pings.link = LoopbackLink(lambda machine_id, ping: None)
+    assert await Pings(TREE, SystemClock(), None).ask("m1", within_s=5) is None  # no link at all
+    pings = Pings(TREE, SystemClock(), LoopbackLink(lambda machine_id, ping: None))
     assert await pings.ask("m1", within_s=0.05) is None
     assert pings.waiting == 0
     assert not pings.answered(

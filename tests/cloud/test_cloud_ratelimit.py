@@ -1,6 +1,6 @@
 """Rate limits on the customer routes: the pure token buckets, then the app over HTTP.
 
-Pure tests step a float; HTTP tests step the app's clock (``SteppedClock``). Nothing sleeps.
+Pure tests step a float; HTTP tests step the app's clock (``ManualClock``). Nothing sleeps.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import httpx
 import pytest
 from flow_support import (
     Cloud,
-    SteppedClock,
     cloud_settings,
     running_cloud,
     scan,
@@ -31,6 +30,7 @@ from vendgate.cloud.customer import CustomerLimits, RateLimited
 from vendgate.cloud.ratelimit import Rate, TokenBuckets
 from vendgate.cloud.settings import CloudSettings, RateLimitSettings, TimingSettings
 from vendgate.cloud.vippssim import VippsSimulator
+from vendgate.protocol import ManualClock
 
 # -- the pure limiter ---------------------------------------------------------------------------
 
@@ -172,7 +172,7 @@ def test_rate_limit_settings_from_the_environment() -> None:
 
 
 def test_default_status_limit_outpaces_the_pages_polling() -> None:
-    from vendgate.cloud.customer._pages import POLL_MS
+    from vendgate.cloud.customer import POLL_MS
 
     settings = RateLimitSettings()
     assert settings.status_per_minute >= 10 * 60_000 / POLL_MS
@@ -190,23 +190,23 @@ def payment_count(sim: VippsSimulator) -> int:
 
 
 @pytest.fixture
-def clock() -> SteppedClock:
-    return SteppedClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @contextlib.asynccontextmanager
 async def started_cloud(
-    tmp_path: Path, clock: SteppedClock, limits: RateLimitSettings
+    tmp_path: Path, clock: ManualClock, limits: RateLimitSettings
 ) -> AsyncIterator[Cloud]:
     settings = cloud_settings(sqlite_url(tmp_path), timing=SLOW_POLL, rate_limits=limits)
     async with running_cloud(settings, clock=clock) as running:
-        await seed_machine(running.ctx, "m1", online=True)
-        await seed_machine(running.ctx, "m2", online=True)
+        await seed_machine(running.parts, "m1", online=True)
+        await seed_machine(running.parts, "m2", online=True)
         yield running
 
 
 @pytest.fixture
-async def cloud(tmp_path: Path, clock: SteppedClock) -> AsyncIterator[Cloud]:
+async def cloud(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Cloud]:
     limits = RateLimitSettings(
         scan_burst=BURST, scan_per_minute=PER_MINUTE, status_burst=4, status_per_minute=60
     )
@@ -215,7 +215,7 @@ async def cloud(tmp_path: Path, clock: SteppedClock) -> AsyncIterator[Cloud]:
 
 
 def customer_limits(cloud: Cloud) -> CustomerLimits:
-    limits: CustomerLimits = cloud.app.state.customer_limits
+    limits: CustomerLimits = cloud.parts.customers.limits
     return limits
 
 
@@ -223,10 +223,10 @@ async def scan_and_abort(cloud: Cloud, machine_id: str) -> None:
     """A scan that starts a payment the customer then aborts: the machine is idle again."""
     response = await scan(cloud, machine_id)
     assert response.status_code == 302, response.text
-    vend = (await vends_of(cloud.ctx, machine_id))[-1]
+    vend = (await vends_of(cloud.parts, machine_id))[-1]
     cloud.sim.payments.reject(cloud.sim.payments.find(vend.id))
     await cloud.sim.webhooks_idle()
-    await wait_for_state(cloud.ctx, vend.id, "closed")
+    await wait_for_state(cloud.parts, vend.id, "closed")
 
 
 def assert_rate_limited_page(response: httpx.Response) -> int:
@@ -239,7 +239,7 @@ def assert_rate_limited_page(response: httpx.Response) -> int:
 
 
 async def test_scans_past_the_burst_are_429_and_create_no_payment(
-    cloud: Cloud, clock: SteppedClock
+    cloud: Cloud, clock: ManualClock
 ) -> None:
     for _ in range(BURST):
         await scan_and_abort(cloud, "m1")
@@ -248,7 +248,7 @@ async def test_scans_past_the_burst_are_429_and_create_no_payment(
     assert retry_after == math.ceil(60 / PER_MINUTE)
     assert "Machine m1" in refused.text
     assert "No payment was made." in refused.text
-    assert len(await vends_of(cloud.ctx, "m1")) == BURST  # no session opened
+    assert len(await vends_of(cloud.parts, "m1")) == BURST  # no session opened
     assert payment_count(cloud.sim) == BURST  # no payment created
     # Another machine has its own bucket.
     assert (await scan(cloud, "m2")).status_code == 302
@@ -277,7 +277,7 @@ async def test_unknown_machines_stay_404_and_leave_no_bucket(cloud: Cloud) -> No
     assert payment_count(cloud.sim) == 0
 
 
-async def test_a_scan_limit_of_zero_burst_is_off(tmp_path: Path, clock: SteppedClock) -> None:
+async def test_a_scan_limit_of_zero_burst_is_off(tmp_path: Path, clock: ManualClock) -> None:
     async with started_cloud(tmp_path, clock, RateLimitSettings(scan_burst=0)) as cloud:
         for _ in range(RateLimitSettings().scan_burst + 2):
             await scan_and_abort(cloud, "m1")
@@ -286,10 +286,10 @@ async def test_a_scan_limit_of_zero_burst_is_off(tmp_path: Path, clock: SteppedC
 
 async def status_token(cloud: Cloud, machine_id: str) -> str:
     assert (await scan(cloud, machine_id)).status_code == 302
-    return (await vends_of(cloud.ctx, machine_id))[-1].status_token
+    return (await vends_of(cloud.parts, machine_id))[-1].status_token
 
 
-async def test_a_status_flood_is_limited_per_token(cloud: Cloud, clock: SteppedClock) -> None:
+async def test_a_status_flood_is_limited_per_token(cloud: Cloud, clock: ManualClock) -> None:
     token, other = await status_token(cloud, "m1"), await status_token(cloud, "m2")
     polls = [await cloud.http.get(f"/s/{token}/state") for _ in range(4)]
     assert [p.status_code for p in polls] == [200] * 4
@@ -307,7 +307,7 @@ async def test_a_status_flood_is_limited_per_token(cloud: Cloud, clock: SteppedC
 
 
 async def test_a_page_polling_every_second_is_never_limited(
-    tmp_path: Path, clock: SteppedClock
+    tmp_path: Path, clock: ManualClock
 ) -> None:
     async with started_cloud(tmp_path, clock, RateLimitSettings()) as cloud:
         token = await status_token(cloud, "m1")
@@ -318,7 +318,7 @@ async def test_a_page_polling_every_second_is_never_limited(
 
 
 async def test_a_client_polling_ten_times_a_second_is_never_limited(
-    tmp_path: Path, clock: SteppedClock
+    tmp_path: Path, clock: ManualClock
 ) -> None:
     """The demo's customers poll every 0.1 s: faster than the page, still welcome."""
     async with started_cloud(tmp_path, clock, RateLimitSettings()) as cloud:

@@ -50,7 +50,6 @@ from support.postgres import admin_url, create_database, drop_database
 from vendgate.broker import EmbeddedBroker
 from vendgate.cloud.alerts import AlertKind, alerts_of
 from vendgate.cloud.db import Alert, ProcessedMessage, RejectedEvent, transaction
-from vendgate.cloud.mqtt import MessageHandler
 from vendgate.cloud.settings import MqttSettings
 from vendgate.protocol import Money
 from vendgate.protocol.mqtt import (
@@ -89,7 +88,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 async def cloud_on(database_url: str, broker: EmbeddedBroker) -> AsyncIterator[Cloud]:
     mqtt = MqttSettings(host="127.0.0.1", port=broker.port, reconnect_delay=0.2)
     async with running_cloud(cloud_settings(database_url, mqtt, TIMING)) as running:
-        await seed_machine(running.ctx, "m1")
+        await seed_machine(running.parts, "m1")
         yield running
 
 
@@ -107,7 +106,7 @@ class StepEdge(FakeEdge):
     """
 
     def __init__(self, cloud: Cloud) -> None:
-        super().__init__("127.0.0.1", cloud.ctx.settings.mqtt.port, "m1")
+        super().__init__("127.0.0.1", cloud.parts.settings.mqtt.port, "m1")
         self.poison_id = ""
         self.poison_topic = str(self.tree.event("m1", "dispensed"))
         self.poison_payload = b""
@@ -153,11 +152,11 @@ async def vending(cloud: Cloud, edge: StepEdge) -> str:
     """Scan, approve, and wait until the machine's `started` is applied and acked."""
 
     async def online() -> bool:
-        return (await machine_row(cloud.ctx, "m1")).online
+        return (await machine_row(cloud.parts, "m1")).online
 
     await eventually(online, what="machine m1 online")
     vend = await scan_and_approve(cloud, "m1")
-    await wait_for_state(cloud.ctx, vend.id, "vending")
+    await wait_for_state(cloud.parts, vend.id, "vending")
     await until(lambda: not edge.outbox, "the machine's `started` acked")
     return vend.id
 
@@ -172,12 +171,12 @@ async def until(condition: Any, what: str) -> None:
 
 
 async def rejected_rows(cloud: Cloud) -> list[RejectedEvent]:
-    async with transaction(cloud.ctx.sessions) as db:
+    async with transaction(cloud.parts.sessions) as db:
         return list((await db.exec(select(RejectedEvent))).all())
 
 
 async def rejected_alerts(cloud: Cloud) -> list[Alert]:
-    async with transaction(cloud.ctx.sessions) as db:
+    async with transaction(cloud.parts.sessions) as db:
         return await alerts_of(db, kind=AlertKind.EVENT_REJECTED)
 
 
@@ -203,10 +202,10 @@ async def test_a_poison_event_is_acked_recorded_alerted_and_the_events_behind_it
         await edge.publish_poison(vend_id)
         # An edge that sends in order waits here: the poison must be acked for it to go on.
         await until(lambda: edge.poison_id in edge.acked, "the poison event acked")
-        assert (await vend_row(cloud.ctx, vend_id)).state == "vending"
+        assert (await vend_row(cloud.parts, vend_id)).state == "vending"
         await edge.dispense(vend_id, COLA.item, COLA.price)
         await edge.end(vend_id, (COLA.item, COLA.price))
-        settled = await wait_for_state(cloud.ctx, vend_id, "closed")
+        settled = await wait_for_state(cloud.parts, vend_id, "closed")
         await until(lambda: not edge.outbox, "every event behind the poison acked")
 
     # The Cola behind the poison was charged, nothing else; the rest was released.
@@ -246,7 +245,7 @@ async def test_a_resent_poison_is_acked_again_and_recorded_once(cloud: Cloud) ->
 
     assert [row.event_id for row in await rejected_rows(cloud)] == [edge.poison_id]
     assert len(await rejected_alerts(cloud)) == 1
-    assert (await vend_row(cloud.ctx, vend_id)).state == "vending"
+    assert (await vend_row(cloud.parts, vend_id)).state == "vending"
 
 
 # -- an event that decodes but cannot be applied -----------------------------------------------
@@ -254,14 +253,14 @@ async def test_a_resent_poison_is_acked_again_and_recorded_once(cloud: Cloud) ->
 
 async def refuse_dispensed_steps(cloud: Cloud) -> None:
     """Make the database itself refuse to record a `dispensed` (as a broken schema would)."""
-    if cloud.ctx.postgres:
+    if not cloud.parts.settings.database.is_sqlite:
         ddl = "ALTER TABLE vend_steps ADD CONSTRAINT refuse CHECK (step <> 'edge_dispensed')"
     else:
         ddl = (
             "CREATE TRIGGER refuse BEFORE INSERT ON vend_steps WHEN NEW.step = 'edge_dispensed' "
             "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
         )
-    async with transaction(cloud.ctx.sessions) as db:
+    async with transaction(cloud.parts.sessions) as db:
         await (await db.connection()).execute(text(ddl))
 
 
@@ -278,7 +277,7 @@ async def test_an_event_whose_application_fails_is_acked_recorded_and_alerted(
         # What comes behind it is applied: `ended` lists the chocolate, and it is charged.
         ended = await edge.end(vend_id, (CHOCOLATE.item, CHOCOLATE.price))
         await until(lambda: ended.id in edge.acked, "`ended` acked")
-        await wait_for_state(cloud.ctx, vend_id, "closed")
+        await wait_for_state(cloud.parts, vend_id, "closed")
 
     (row,) = await rejected_rows(cloud)
     assert (row.message_type, row.event_id) == ("evt/dispensed", refused.id)
@@ -360,7 +359,7 @@ async def test_a_database_outage_acks_nothing_and_the_event_is_applied_afterward
         # The database is back: the edge's next re-send is applied and acked.
         await until(lambda: cola.id in edge.acked, "the `dispensed` acked after the outage")
         await edge.end(vend_id, (COLA.item, COLA.price))
-        await wait_for_state(cloud.ctx, vend_id, "closed")
+        await wait_for_state(cloud.parts, vend_id, "closed")
 
     assert await rejected_rows(cloud) == []
     assert await rejected_alerts(cloud) == []
@@ -399,13 +398,13 @@ NUL_VEND = Dispensed.create(
 async def test_an_undecodable_event_that_names_its_id_is_rejected(
     cloud: Cloud, topic: str, payload: bytes, reason: str
 ) -> None:
-    await MessageHandler(cloud.ctx)(mqtt_message(topic, payload))
+    await cloud.parts.handler(mqtt_message(topic, payload))
     (row,) = await rejected_rows(cloud)
     assert row.event_id == json.loads(payload)["id"]
     assert row.message_type == topic.removeprefix("vend/v1/m1/")
     assert reason in row.reason
     assert row.payload == payload
-    async with transaction(cloud.ctx.sessions) as db:
+    async with transaction(cloud.parts.sessions) as db:
         assert await db.get(ProcessedMessage, f"evt:m1:{row.event_id}") is not None
 
 
@@ -436,7 +435,7 @@ async def test_a_bad_payload_without_an_id_to_ack_is_logged_once_and_dropped(
     cloud: Cloud, caplog: pytest.LogCaptureFixture, topic: str, payload: bytes
 ) -> None:
     with caplog.at_level(logging.INFO, logger="vendgate"):
-        await MessageHandler(cloud.ctx)(mqtt_message(topic, payload))
+        await cloud.parts.handler(mqtt_message(topic, payload))
     lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.getMessage().split(":")[0] for r in lines] == [f"dropped a bad message on {topic}"]
     assert await rejected_rows(cloud) == []

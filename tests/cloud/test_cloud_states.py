@@ -12,6 +12,7 @@ from vendgate.cloud.db import Payment, VendSession
 from vendgate.cloud.settings import TimingSettings
 from vendgate.cloud.vends import (
     OPEN_STATES,
+    RANK,
     TRANSITIONS,
     Action,
     VendInput,
@@ -21,7 +22,6 @@ from vendgate.cloud.vends import (
     next_state,
     schedule,
 )
-from vendgate.cloud.vends._states import RANK
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 TIMING = TimingSettings(authorized_resend=3.0, authorized_ttl=60.0, settle_deadline=300.0)

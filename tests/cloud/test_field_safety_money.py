@@ -21,7 +21,6 @@ from flow_support import (
     COLA,
     MAX_PRICE,
     Cloud,
-    SteppedClock,
     cloud_settings,
     ledger,
     mqtt_message,
@@ -40,11 +39,9 @@ from support.postgres import create_database, drop_database
 from vendgate.cloud.alerts import AlertKind, alerts_of
 from vendgate.cloud.clock import as_utc
 from vendgate.cloud.db import OutboxCommand, VendSession, transaction
-from vendgate.cloud.mqtt import MessageHandler
-from vendgate.cloud.reconciler import Reconciler
 from vendgate.cloud.settings import TimingSettings
 from vendgate.cloud.vipps import Amount
-from vendgate.protocol import Money
+from vendgate.protocol import ManualClock, Money
 from vendgate.protocol.mqtt import (
     Dispensed,
     DispensedItem,
@@ -83,32 +80,32 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def clock() -> SteppedClock:
-    return SteppedClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-async def cloud(database_url: str, clock: SteppedClock) -> AsyncIterator[Cloud]:
+async def cloud(database_url: str, clock: ManualClock) -> AsyncIterator[Cloud]:
     settings = cloud_settings(database_url, timing=TIMING, run_reconciler=False)
     async with running_cloud(settings, clock=clock) as running:
-        await seed_machine(running.ctx, "m1", online=True)
+        await seed_machine(running.parts, "m1", online=True)
         yield running
 
 
 async def run_reconciler(cloud: Cloud) -> None:
     """One pass, after the webhooks in flight were handled (see ``scanned``)."""
     await cloud.sim.webhooks_idle()
-    await Reconciler(cloud.ctx).run_once()
+    await cloud.parts.reconciler.run_once()
 
 
 async def authorized_commands(cloud: Cloud) -> list[OutboxCommand]:
     query = select(OutboxCommand).where(col(OutboxCommand.topic).endswith("/cmd/authorized"))
-    async with transaction(cloud.ctx.sessions) as db:
+    async with transaction(cloud.parts.sessions) as db:
         return list((await db.exec(query)).all())
 
 
 async def alerts(cloud: Cloud, kind: AlertKind) -> list[str]:
-    async with transaction(cloud.ctx.sessions) as db:
+    async with transaction(cloud.parts.sessions) as db:
         return [alert.detail for alert in await alerts_of(db, kind=kind)]
 
 
@@ -118,30 +115,30 @@ async def scanned(cloud: Cloud) -> VendSession:
     # The CREATED webhook is handled first: on PostgreSQL its transaction locks the row, and
     # a reconciler pass meanwhile would skip it (FOR UPDATE SKIP LOCKED).
     await cloud.sim.webhooks_idle()
-    return (await vends_of(cloud.ctx, "m1"))[-1]
+    return (await vends_of(cloud.parts, "m1"))[-1]
 
 
 async def deliver(cloud: Cloud, message: Message) -> None:
     topic = TopicTree().event("m1", message.topic_name or "")
-    await MessageHandler(cloud.ctx)(mqtt_message(str(topic), message.encode()))
+    await cloud.parts.handler(mqtt_message(str(topic), message.encode()))
 
 
 # -- finding 2: the approval window ------------------------------------------------------------
 
 
 async def test_an_abandoned_scan_is_cancelled_after_the_window_and_frees_the_machine(
-    cloud: Cloud, clock: SteppedClock
+    cloud: Cloud, clock: ManualClock
 ) -> None:
     vend = await scanned(cloud)
     assert (await scan(cloud, "m1")).status_code == 409  # busy while the customer decides
 
     clock.advance(TIMING.approval_timeout - 1)
     await run_reconciler(cloud)
-    assert (await vend_row(cloud.ctx, vend.id)).state == "awaiting_approval"
+    assert (await vend_row(cloud.parts, vend.id)).state == "awaiting_approval"
 
     clock.advance(2)
     await run_reconciler(cloud)
-    closed = await vend_row(cloud.ctx, vend.id)
+    closed = await vend_row(cloud.parts, vend.id)
     assert (closed.state, closed.outcome) == ("closed", "abandoned")
     payment = ledger(cloud.sim, vend.id)
     assert payment.state == "TERMINATED"
@@ -159,7 +156,7 @@ async def test_an_abandoned_scan_is_cancelled_after_the_window_and_frees_the_mac
 
 
 async def test_an_approval_seen_after_the_window_is_released_and_unlocks_nothing(
-    cloud: Cloud, clock: SteppedClock
+    cloud: Cloud, clock: ManualClock
 ) -> None:
     vend = await scanned(cloud)
     # The customer approves; the webhook comes, but the cloud looks only after the window.
@@ -168,7 +165,7 @@ async def test_an_approval_seen_after_the_window_is_released_and_unlocks_nothing
     clock.advance(TIMING.approval_timeout + 1)
     await run_reconciler(cloud)
 
-    closed = await vend_row(cloud.ctx, vend.id)
+    closed = await vend_row(cloud.parts, vend.id)
     assert (closed.state, closed.outcome) == ("closed", "abandoned")
     payment = ledger(cloud.sim, vend.id)
     assert (payment.authorized, payment.captured, payment.cancelled) == (MAX_PRICE, 0, MAX_PRICE)
@@ -178,14 +175,14 @@ async def test_an_approval_seen_after_the_window_is_released_and_unlocks_nothing
 
 
 async def test_an_approval_within_the_window_unlocks_the_machine(
-    cloud: Cloud, clock: SteppedClock
+    cloud: Cloud, clock: ManualClock
 ) -> None:
     vend = await scanned(cloud)
     clock.advance(TIMING.approval_timeout - 5)
     cloud.sim.payments.approve(cloud.sim.payments.find(vend.id))
     await cloud.sim.webhooks_idle()
     await run_reconciler(cloud)
-    assert (await vend_row(cloud.ctx, vend.id)).state == "authorized"
+    assert (await vend_row(cloud.parts, vend.id)).state == "authorized"
     assert len(await authorized_commands(cloud)) == 1
 
 
@@ -198,7 +195,7 @@ async def test_a_signed_webhook_naming_another_amount_unlocks_nothing(cloud: Clo
     assert (await post_webhook(cloud, forged)).status_code == 200
     await run_reconciler(cloud)
 
-    assert (await vend_row(cloud.ctx, vend.id)).state == "awaiting_approval"
+    assert (await vend_row(cloud.parts, vend.id)).state == "awaiting_approval"
     assert await authorized_commands(cloud) == []
     disagreements = await alerts(cloud, AlertKind.PAYMENT_DISAGREES)
     assert len(disagreements) == 1
@@ -216,7 +213,7 @@ async def test_the_unlock_amount_is_read_back_from_vipps_not_taken_from_the_webh
     await post_webhook(cloud, inflated)
     await run_reconciler(cloud)
 
-    row = await vend_row(cloud.ctx, vend.id)
+    row = await vend_row(cloud.parts, vend.id)
     assert (row.state, row.authorized_amount) == ("authorized", MAX_PRICE)
     (command,) = await authorized_commands(cloud)
     assert b'"value":3500' in command.payload
@@ -228,16 +225,16 @@ async def test_the_unlock_amount_is_read_back_from_vipps_not_taken_from_the_webh
 
 
 async def test_a_disagreeing_settlement_backs_off_counts_and_alerts_once(
-    cloud: Cloud, clock: SteppedClock, caplog: pytest.LogCaptureFixture
+    cloud: Cloud, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     vend = await scanned(cloud)
     cloud.sim.payments.approve(cloud.sim.payments.find(vend.id))
     await cloud.sim.webhooks_idle()
     await run_reconciler(cloud)
     # Someone else captures on this payment: Vipps' aggregate will never match our decision.
-    await cloud.ctx.vipps.epayment.capture(vend.id, Amount(100, "NOK"), idempotency_key="rogue")
+    await cloud.parts.vipps.epayment.capture(vend.id, Amount(100, "NOK"), idempotency_key="rogue")
     cola = DispensedItem(item=COLA.item, price=Money(COLA.price, "NOK"), success=True)
-    now = clock()
+    now = clock.now()
     await deliver(cloud, Started.create(now=now, seq=1, vend_id=vend.id, funds=cola.price))
     await deliver(
         cloud,
@@ -261,12 +258,12 @@ async def test_a_disagreeing_settlement_backs_off_counts_and_alerts_once(
     caplog.set_level(logging.WARNING, logger="vendgate.cloud")
     for attempt in range(1, 9):
         await run_reconciler(cloud)
-        row = await vend_row(cloud.ctx, vend.id)
+        row = await vend_row(cloud.parts, vend.id)
         assert row.state == "settling"
         assert row.failures == attempt
         assert row.due_at is not None
-        waits.append((as_utc(row.due_at) - clock()).total_seconds())
-        clock.now = as_utc(row.due_at) + timedelta(milliseconds=1)
+        waits.append((as_utc(row.due_at) - clock.now()).total_seconds())
+        clock.set(as_utc(row.due_at) + timedelta(milliseconds=1))
 
     # Exponential, then capped; never the old constant retry.
     assert waits[:4] == [2.0, 4.0, 8.0, 16.0]
@@ -288,7 +285,7 @@ async def test_a_disagreeing_settlement_backs_off_counts_and_alerts_once(
 
 
 async def test_every_session_transition_is_one_info_line_with_vend_and_machine(
-    cloud: Cloud, clock: SteppedClock, caplog: pytest.LogCaptureFixture
+    cloud: Cloud, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="vendgate.cloud")
     vend = await scanned(cloud)

@@ -41,13 +41,13 @@ from vendgate.protocol.mqtt import DispensedItem, EndReason
 @pytest.fixture
 async def cloud(tier: Tier) -> AsyncIterator[Cloud]:
     async with running_cloud(cloud_settings(tier.database_url, tier.mqtt)) as running:
-        await seed_machine(running.ctx, "m1")
+        await seed_machine(running.parts, "m1")
         yield running
 
 
 async def machine_online(cloud: Cloud) -> None:
     async def online() -> bool:
-        return (await machine_row(cloud.ctx, "m1")).online
+        return (await machine_row(cloud.parts, "m1")).online
 
     await eventually(online, what="machine m1 online (its retained status)")
 
@@ -59,7 +59,7 @@ async def test_normal_purchase_captures_the_price_and_releases_the_rest(
     async with tier.edge("m1", EdgeScript.buys(COLA.price)).online() as edge:
         await machine_online(cloud)
         vend = await scan_and_approve(cloud, "m1")
-        settled = await wait_for_state(cloud.ctx, vend.id, "closed")
+        settled = await wait_for_state(cloud.parts, vend.id, "closed")
 
     payment = ledger(cloud.sim, vend.id)
     assert (payment.authorized, payment.captured, payment.cancelled) == (
@@ -97,7 +97,7 @@ async def test_nothing_dispensed_captures_nothing_and_posts_no_receipt(
     async with tier.edge("m1", script).online():
         await machine_online(cloud)
         vend = await scan_and_approve(cloud, "m1")
-        settled = await wait_for_state(cloud.ctx, vend.id, "closed")
+        settled = await wait_for_state(cloud.parts, vend.id, "closed")
 
     payment = ledger(cloud.sim, vend.id)
     assert (payment.captured, payment.cancelled) == (0, MAX_PRICE)
@@ -119,7 +119,7 @@ async def test_scan_of_a_busy_machine_creates_no_payment(tier: Tier, cloud: Clou
     assert second.status_code == 409
     assert 'data-state="busy"' in second.text
     assert len(cloud.sim.payments._payments) == payments_before == 1
-    assert len(await vends_of(cloud.ctx, "m1")) == 1
+    assert len(await vends_of(cloud.parts, "m1")) == 1
 
 
 @pytest.mark.parametrize("tier", TIERS, indirect=True)
@@ -133,7 +133,7 @@ async def test_two_items_in_one_session_capture_their_sum(tier: Tier, cloud: Clo
     async with tier.edge("m1", script).online():
         await machine_online(cloud)
         vend = await scan_and_approve(cloud, "m1")
-        await wait_for_state(cloud.ctx, vend.id, "closed")
+        await wait_for_state(cloud.parts, vend.id, "closed")
 
     payment = ledger(cloud.sim, vend.id)
     assert (payment.captured, payment.cancelled) == (COLA.price, MAX_PRICE - COLA.price)
@@ -146,7 +146,8 @@ async def test_the_cloud_reconnects_after_the_broker_restarts(
     tier: Tier, cloud: Cloud, request: pytest.FixtureRequest
 ) -> None:
     mosquitto: Mosquitto = request.getfixturevalue("mosquitto")
-    link = cloud.app.state.mqtt
+    link = cloud.parts.link
+    assert link is not None
     await eventually(lambda: _true(link.connected.is_set()), what="first connection")
     await asyncio.to_thread(mosquitto.stop)
     await eventually(lambda: _true(not link.connected.is_set()), what="the link noticing")
@@ -156,7 +157,7 @@ async def test_the_cloud_reconnects_after_the_broker_restarts(
     async with tier.edge("m1", EdgeScript.buys(COLA.price)).online():
         await machine_online(cloud)
         vend = await scan_and_approve(cloud, "m1")
-        await wait_for_state(cloud.ctx, vend.id, "closed")
+        await wait_for_state(cloud.parts, vend.id, "closed")
     assert ledger(cloud.sim, vend.id).captured == COLA.price
 
 

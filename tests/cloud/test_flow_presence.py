@@ -83,7 +83,7 @@ class Shop:
         return self.edge
 
     async def _online(self) -> bool:
-        return (await machine_row(self.cloud.ctx, self.machine_id)).online
+        return (await machine_row(self.cloud.parts, self.machine_id)).online
 
     async def offline(self) -> bool:
         return not await self._online()
@@ -110,7 +110,7 @@ async def shop(
         running_cloud(cloud_settings(sqlite_url(tmp_path), mqtt, timing)) as cloud,
         board_process() as board,
     ):
-        await seed_machine(cloud.ctx, machine_id, BOARD_SLOTS)
+        await seed_machine(cloud.parts, machine_id, BOARD_SLOTS)
         env = edge_env(
             mosquitto.url, machine_id, machine_password(machine_id), board.pty, data_dir, **edge
         )
@@ -138,7 +138,7 @@ async def test_a_killed_agent_is_offline_at_once_and_its_scan_creates_no_payment
 
         await eventually(running.offline, what="m3 offline (its last will, sent by mosquitto)")
         response = await scan(running.cloud, "m3")
-        vends = await vends_of(running.cloud.ctx, "m3")
+        vends = await vends_of(running.cloud.parts, "m3")
         payments = running.payments()
 
     assert response.status_code == 409
@@ -160,9 +160,9 @@ async def test_a_machine_that_does_not_answer_the_ping_gets_no_payment(
         agent.send_signal(signal.SIGSTOP)  # connected, retained online, but not answering
 
         response = await scan(running.cloud, "m4")
-        vends = await vends_of(running.cloud.ctx, "m4")
+        vends = await vends_of(running.cloud.parts, "m4")
         payments = running.payments()
-        still_online = (await machine_row(running.cloud.ctx, "m4")).online
+        still_online = (await machine_row(running.cloud.parts, "m4")).online
 
     assert still_online  # the database alone would have let the scan through
     assert response.status_code == 409
@@ -177,7 +177,7 @@ async def test_a_machine_that_answers_the_ping_gets_its_payment(
     async with shop(mosquitto, tmp_path, "m5", mosquitto_mqtt(mosquitto)) as running:
         await running.start_edge()
         response = await scan(running.cloud, "m5")
-        (vend,) = await vends_of(running.cloud.ctx, "m5")
+        (vend,) = await vends_of(running.cloud.parts, "m5")
 
     assert response.status_code == 302
     assert ledger(running.cloud.sim, vend.id).authorized == 0  # created, not approved yet
@@ -200,9 +200,9 @@ async def test_a_broker_restart_mid_purchase_still_settles_the_purchase(
         await running.start_edge()
         response = await scan(cloud, "m6")
         assert response.status_code == 302, response.text
-        (vend,) = await vends_of(cloud.ctx, "m6")
+        (vend,) = await vends_of(cloud.parts, "m6")
         cloud.sim.payments.approve(cloud.sim.payments.find(vend.id))
-        await wait_for_state(cloud.ctx, vend.id, "vending")  # `started` reached the cloud
+        await wait_for_state(cloud.parts, vend.id, "vending")  # `started` reached the cloud
         await running.board.wait_status("credit=")
 
         await asyncio.to_thread(mosquitto.stop)
@@ -215,7 +215,7 @@ async def test_a_broker_restart_mid_purchase_still_settles_the_purchase(
 
         await eventually(written, what="the edge's `ended` in its outbox, the broker down")
         await asyncio.to_thread(mosquitto.start)
-        settled = await wait_for_state(cloud.ctx, vend.id, "closed")
+        settled = await wait_for_state(cloud.parts, vend.id, "closed")
         receipts = receipt_count(cloud.sim, vend.id)
 
     payment = ledger(cloud.sim, vend.id)
@@ -244,13 +244,13 @@ async def test_a_check_in_pings_the_machine_too(
     timing = dataclasses.replace(FAST, ping_timeout=10.0 if answers else 1.0)
     settings = cloud_settings(sqlite_url(tmp_path), mosquitto_mqtt(mosquitto), timing)
     async with running_cloud(settings) as cloud:
-        await seed_machine(cloud.ctx, "m8", online=True, callback_qr_id="qr-m8")
+        await seed_machine(cloud.parts, "m8", online=True, callback_qr_id="qr-m8")
         edge = FakeEdge("127.0.0.1", mosquitto.port, "m8", machine_password("m8"))
         async with contextlib.AsyncExitStack() as stack:
             if answers:
                 await stack.enter_async_context(edge.online())
             response = await post_webhook(cloud, check_in("qr-m8"))
-        vends = await vends_of(cloud.ctx, "m8")
+        vends = await vends_of(cloud.parts, "m8")
 
     assert response.status_code == 200  # Vipps is told "received" either way
     assert (len(vends), len(cloud.sim.payments._payments)) == (payments, payments)

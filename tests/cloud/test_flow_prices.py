@@ -57,17 +57,17 @@ async def purchase(cloud: Cloud, tier: Tier, *attempts: DispensedItem) -> tuple[
     async with tier.edge("m1", EdgeScript(attempts)).online() as edge:
         await eventually(lambda: _online(cloud), what="machine m1 online (its retained status)")
         vend = await scan_and_approve(cloud, "m1")
-        await wait_for_state(cloud.ctx, vend.id, "closed")
+        await wait_for_state(cloud.parts, vend.id, "closed")
     return vend.id, edge
 
 
 async def _online(cloud: Cloud) -> bool:
-    return (await machine_row(cloud.ctx, "m1")).online
+    return (await machine_row(cloud.parts, "m1")).online
 
 
 async def mismatches(cloud: Cloud, vend_id: str) -> tuple[list[Alert], list[VendStep]]:
     steps = select(VendStep).where(VendStep.vend_id == vend_id, VendStep.step == "price_mismatch")
-    async with transaction(cloud.ctx.sessions) as db:
+    async with transaction(cloud.parts.sessions) as db:
         alerts = await alerts_of(db, kind=AlertKind.PRICE_MISMATCH, vend_id=vend_id)
         logged = list((await db.exec(steps.order_by(col(VendStep.id)))).all())
     return alerts, logged
@@ -84,7 +84,7 @@ async def mismatches(cloud: Cloud, vend_id: str) -> tuple[list[Alert], list[Vend
 async def test_the_vmc_asks_35_for_a_cola_priced_25_and_the_cloud_captures_25(
     tier: Tier, cloud: Cloud, reported: DispensedItem
 ) -> None:
-    await seed_machine(cloud.ctx, "m1")
+    await seed_machine(cloud.parts, "m1")
     vend_id, _ = await purchase(cloud, tier, reported)
 
     payment = ledger(cloud.sim, vend_id)
@@ -108,7 +108,7 @@ async def test_the_vmc_asks_35_for_a_cola_priced_25_and_the_cloud_captures_25(
 async def test_an_item_missing_from_the_planogram_is_never_charged(
     tier: Tier, cloud: Cloud
 ) -> None:
-    await seed_machine(cloud.ctx, "m1")
+    await seed_machine(cloud.parts, "m1")
     vend_id, _ = await purchase(cloud, tier, line(UNLISTED, 2000, vmc_price=2000))
 
     payment = ledger(cloud.sim, vend_id)
@@ -124,7 +124,7 @@ async def test_an_item_missing_from_the_planogram_is_never_charged(
 async def test_with_vmc_prices_the_reported_price_is_charged_at_the_machines_vat(
     tier: Tier, cloud: Cloud
 ) -> None:
-    await seed_machine(cloud.ctx, "m1", price_mode="vmc", vat_rate=1200)
+    await seed_machine(cloud.parts, "m1", price_mode="vmc", vat_rate=1200)
     vend_id, _ = await purchase(cloud, tier, line(UNLISTED, 2000, vmc_price=2000))
 
     payment = ledger(cloud.sim, vend_id)
@@ -140,7 +140,7 @@ async def test_with_vmc_prices_the_reported_price_is_charged_at_the_machines_vat
 async def test_the_planogram_goes_to_the_machine_on_hello_and_on_every_change(
     tier: Tier, cloud: Cloud
 ) -> None:
-    await seed_machine(cloud.ctx, "m1")
+    await seed_machine(cloud.parts, "m1")
     hello = {"planogram": WIRE_PLANOGRAM, "price_mode": "planogram"}
     changed = {"planogram": [{"item": COLA.item, "price": COLA.price}], "price_mode": "vmc"}
     async with tier.edge("m1", EdgeScript()).online() as edge:
@@ -152,6 +152,6 @@ async def test_the_planogram_goes_to_the_machine_on_hello_and_on_every_change(
             return check
 
         await eventually(received(hello), what="cmd/config after hello")
-        await seed_machine(cloud.ctx, "m1", (COLA,), price_mode="vmc")
-        cloud.ctx.kick_outbox()
+        await seed_machine(cloud.parts, "m1", (COLA,), price_mode="vmc")
+        cloud.parts.outbox.set()
         await eventually(received(changed), what="cmd/config after the change")

@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 
 from vendgate.cloud.db import create_engine, session_factory, transaction, upgrade_to_head
 from vendgate.cloud.errors import InvalidPlanogram, VendgateError
-from vendgate.cloud.machines import SlotSpec, slots_of, upsert_machine, validate_planogram
+from vendgate.cloud.machines import (
+    MachineSpec,
+    SlotSpec,
+    slots_of,
+    upsert_machine,
+    validate_planogram,
+)
 
 MAX_PRICE = 2**31 - 1  # MDB's widest money field: a signed 32-bit count of minor units
 
@@ -127,16 +133,11 @@ async def test_upsert_machine_refuses_duplicates_and_keeps_the_old_planogram(
     old = [SlotSpec(11, "Cola", 2500), SlotSpec(12, "Water", 2000)]
     try:
         async with transaction(sessions) as db:
-            await upsert_machine(db, "m1", "Lobby", old, now)
+            await upsert_machine(db, MachineSpec("m1", "Lobby", old), now)
+        twice = [SlotSpec(11, "Cola", 2500), SlotSpec(11, "Fanta", 2500)]
         with pytest.raises(InvalidPlanogram, match="item 11 "):
             async with transaction(sessions) as db:
-                await upsert_machine(
-                    db,
-                    "m1",
-                    "Renamed",
-                    [SlotSpec(11, "Cola", 2500), SlotSpec(11, "Fanta", 2500)],
-                    now,
-                )
+                await upsert_machine(db, MachineSpec("m1", "Renamed", twice), now)
         async with transaction(sessions) as db:
             kept = [(s.item, s.name, s.price) for s in await slots_of(db, "m1")]
     finally:

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from flow_support import (
     Cloud,
-    SteppedClock,
     cloud_settings,
     running_cloud,
     scan,
@@ -25,8 +24,8 @@ from flow_support import (
     vends_of,
 )
 
-from vendgate.cloud.reconciler import Reconciler
 from vendgate.cloud.settings import TimingSettings
+from vendgate.protocol import ManualClock
 
 TIMING = TimingSettings(heartbeat_window=86_400, poll_first=3_600, retry_delay=2.0)
 
@@ -42,21 +41,21 @@ class CountingRandom(random.Random):
 
 
 @pytest.fixture
-def clock() -> SteppedClock:
-    return SteppedClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-async def cloud(tmp_path: Path, clock: SteppedClock) -> AsyncIterator[Cloud]:
+async def cloud(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Cloud]:
     settings = cloud_settings(sqlite_url(tmp_path), timing=TIMING, run_reconciler=False)
     async with running_cloud(settings, clock=clock) as running:
         for machine_id in ("m1", "m2"):
-            await seed_machine(running.ctx, machine_id, online=True)
+            await seed_machine(running.parts, machine_id, online=True)
         yield running
 
 
 async def test_a_scan_makes_one_create_attempt_and_the_reconciler_retries_it(
-    cloud: Cloud, clock: SteppedClock
+    cloud: Cloud, clock: ManualClock
 ) -> None:
     # A first purchase while Vipps is fine: the scan's own client holds a token from now on.
     assert (await scan(cloud, "m1")).status_code == 302
@@ -67,14 +66,14 @@ async def test_a_scan_makes_one_create_attempt_and_the_reconciler_retries_it(
 
     assert response.status_code == 502  # "please try again shortly"
     assert rng.draws == 1, "the scan made more than one create attempt"
-    vend = (await vends_of(cloud.ctx, "m2"))[-1]
-    row = await vend_row(cloud.ctx, vend.id)
+    vend = (await vends_of(cloud.parts, "m2"))[-1]
+    row = await vend_row(cloud.parts, vend.id)
     assert (row.state, row.failures) == ("creating", 1)
 
     cloud.sim.faults.error_share = 0.0  # Vipps is back
     clock.advance(TIMING.retry_delay)
-    await Reconciler(cloud.ctx).run_once()
+    await cloud.parts.reconciler.run_once()
 
-    row = await vend_row(cloud.ctx, vend.id)
+    row = await vend_row(cloud.parts, vend.id)
     assert row.state == "awaiting_approval"
     assert cloud.sim.payments.find(vend.id) is not None  # the same reference, created once

@@ -103,7 +103,7 @@ async def shop(tmp_path: Path, broker: EmbeddedBroker) -> AsyncIterator[Shop]:
         BoardSim(config=VmcConfig(poll_interval_s=0.05, dispense_s=0.2)) as board,
         chromium() as browser,
     ):
-        await seed_machine(cloud.ctx, MACHINE, PLANOGRAM)
+        await seed_machine(cloud.parts, MACHINE, PLANOGRAM)
         async with edge_agent(board, broker, tmp_path):
             await eventually(lambda: machine_is_online(cloud), LIMIT_S, "machine online")
             yield await scanned(cloud, board, browser)
@@ -113,7 +113,7 @@ async def scanned(cloud: Cloud, board: BoardSim, browser: Browser) -> Shop:
     """The customer scans; the phone's browser opens the page Vipps will return it to."""
     response = await cloud.http.get(f"/m/{MACHINE}")
     assert response.status_code == 302, response.text
-    (vend,) = await vends_of(cloud.ctx, MACHINE)
+    (vend,) = await vends_of(cloud.parts, MACHINE)
     return_url = cloud.sim.payments.find(vend.id).request.return_url
     assert return_url is not None
     page = await browser.new_page(PHONE)
@@ -123,7 +123,7 @@ async def scanned(cloud: Cloud, board: BoardSim, browser: Browser) -> Shop:
 
 
 async def machine_is_online(cloud: Cloud) -> bool:
-    return (await machine_row(cloud.ctx, MACHINE)).online
+    return (await machine_row(cloud.parts, MACHINE)).online
 
 
 # -- the pieces: HTTP server, edge agent ----------------------------------------------------

@@ -1,7 +1,7 @@
 """Shared helpers for the edge agent tests, handed out as fixtures.
 
 ``core_harness`` drives the pure core the way the agent does (every ``Persist`` is committed to a
-``MemoryStore`` before the next input) with a fake clock advanced by assignment.
+``MemoryStore`` before the next input) with a ``ManualClock``, moved by ``advance``.
 
 ``broker`` is the broker an agent test runs against, parametrized over the embedded amqtt and
 the real mosquitto (marked with their tiers); a test module that is about one broker overrides it
@@ -31,22 +31,18 @@ from support.mosquitto import CLOUD_PASSWORD, CLOUD_USER, Mosquitto, machine_pas
 
 from vendgate.boardsim import DEFAULT_SLOTS
 from vendgate.broker import EmbeddedBroker
-from vendgate.edge import CashlessDevice, EdgeAgent, EdgeConfig, Faults, SqliteStore, no_faults
-from vendgate.edge._actions import Action, Log, Persist, Publish
-from vendgate.edge._core import AgentCore
-from vendgate.edge._inputs import (
-    Board,
-    Booted,
-    CommandArrived,
-    Connected,
-    Input,
-    SessionClosed,
-    SessionOpened,
-    VendApproved,
-    VendResult,
+from vendgate.edge import (
+    CashlessDevice,
+    EdgeAgent,
+    EdgeConfig,
+    Faults,
+    MemoryStore,
+    SqliteStore,
+    Store,
+    no_faults,
 )
-from vendgate.edge._outbox import MemoryStore, Store
 from vendgate.edge.cashless import (
+    ApprovalSent,
     CashlessConfig,
     LocalMdbError,
     ReaderEvent,
@@ -56,10 +52,22 @@ from vendgate.edge.cashless import (
     VendRequested,
     VendSucceeded,
 )
-from vendgate.edge.cashless import (
-    VendApproved as ReaderVendApproved,
+from vendgate.edge.core import (
+    Action,
+    AgentCore,
+    Board,
+    Booted,
+    CommandArrived,
+    Connected,
+    Input,
+    ItemApproved,
+    ItemResult,
+    Log,
+    Persist,
+    Publish,
+    SessionFunded,
 )
-from vendgate.protocol import Money
+from vendgate.protocol import ManualClock, Money
 from vendgate.protocol.mqtt import (
     Ack,
     Authorized,
@@ -88,7 +96,7 @@ READY = Board(state="enabled", link_up=True, can_begin_session=True)
 @dataclass
 class CoreHarness:
     store: Store = field(default_factory=MemoryStore)
-    now: datetime = T0
+    clock: ManualClock = field(default_factory=lambda: ManualClock(T0))
     boot_count: int = 0
     core: AgentCore = field(init=False)
 
@@ -115,8 +123,12 @@ class CoreHarness:
     def connect(self) -> list[Action]:
         return self.feed(Connected())
 
+    @property
+    def now(self) -> datetime:
+        return self.clock.now()
+
     def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+        self.clock.advance(seconds)
 
     # -- helpers for the tests (fixtures are the only way to share them here) -----------------
 
@@ -149,10 +161,10 @@ class CoreHarness:
     def run_vend(self, vend_id: str = "v1", item: int = 3, price: int = 2000) -> list[Action]:
         """authorized, session, one successful item, session complete: all the actions."""
         actions = self.command(self.authorized(vend_id))
-        actions += self.feed(SessionOpened(2500))
-        actions += self.feed(VendApproved(item, price))
-        actions += self.feed(VendResult(item, price, success=True))
-        actions += self.feed(SessionClosed(EndReason.COMPLETED))
+        actions += self.feed(SessionFunded(2500))
+        actions += self.feed(ItemApproved(item, price))
+        actions += self.feed(ItemResult(item, price, success=True))
+        actions += self.feed(SessionEnded(EndReason.COMPLETED))
         return actions
 
 
@@ -205,7 +217,7 @@ class FakeCashless:
         if self.state != "session_idle":
             raise LocalMdbError(f"no idle session to cancel in state {self.state}")
         self.cancels += 1
-        self.end("cancelled")
+        self.end(EndReason.CANCELLED)
 
     def set_selection_timeout(self, seconds: float) -> None:
         self.selection_timeout_s = seconds
@@ -216,12 +228,12 @@ class FakeCashless:
     def vend(self, item: int, price: int, success: bool = True) -> None:
         """The VMC asks ``price`` for ``item`` and this fake approves it (no pricing applied)."""
         self._emit(VendRequested(price, item))
-        self._emit(ReaderVendApproved(price, item, price))
+        self._emit(ApprovalSent(price, item, price))
         self._emit(VendSucceeded(item, price, price) if success else VendFailed(item, price, price))
 
-    def end(self, reason: str = "completed") -> None:
+    def end(self, reason: EndReason = EndReason.COMPLETED) -> None:
         self.state = "enabled"
-        self._emit(SessionEnded(reason))  # type: ignore[arg-type]
+        self._emit(SessionEnded(reason))
 
     def _emit(self, event: ReaderEvent) -> None:
         self._queue.put_nowait(event)

@@ -11,29 +11,28 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from vendgate.edge._actions import (
+from vendgate.edge.core import (
     ApplySettings,
-    BeginSession,
-    CancelSession,
-    Log,
-    Persist,
-    Publish,
-    SetWill,
-)
-from vendgate.edge._inputs import (
     BeginFailed,
     Board,
+    CancelSession,
     Connected,
     Disconnected,
+    ItemApproved,
+    ItemResult,
+    Log,
+    OutboxEvent,
+    Persist,
+    Publish,
     ResendDue,
-    SessionClosed,
-    SessionOpened,
+    SessionEnded,
+    SessionFunded,
+    SetWill,
     ShuttingDown,
+    StartSession,
     TelemetryDue,
-    VendApproved,
-    VendResult,
+    VendPhase,
 )
-from vendgate.edge._records import OutboxEvent, VendPhase
 from vendgate.protocol import Money
 from vendgate.protocol.mqtt import (
     Ack,
@@ -66,8 +65,8 @@ def test_authorized_on_a_ready_board_records_the_vend_then_begins_the_session(
 ) -> None:
     actions = online.command(online.authorized("v1", 2500))
 
-    effects = [a for a in actions if isinstance(a, Persist | BeginSession | Publish)]
-    assert effects[1:] == [BeginSession("v1", 2500)]
+    effects = [a for a in actions if isinstance(a, Persist | StartSession | Publish)]
+    assert effects[1:] == [StartSession("v1", 2500)]
     persist = effects[0]
     assert isinstance(persist, Persist)
     assert [v.phase for v in persist.commit.vends] == [VendPhase.PENDING]
@@ -92,7 +91,7 @@ def test_authorized_is_rejected_when_the_board_cannot_start(
     (rejected,) = online.published(actions, "evt/rejected")
     assert isinstance(rejected, Rejected)
     assert (rejected.vend_id, rejected.reason) == ("v1", reason)
-    assert not any(isinstance(a, BeginSession) for a in actions)
+    assert not any(isinstance(a, StartSession) for a in actions)
     assert isinstance(actions[0], Persist)  # written before it is published
     assert actions[0].commit.events[0].id == rejected.id
 
@@ -114,19 +113,19 @@ def test_authorized_that_makes_no_sense_is_rejected(
     (rejected,) = online.published(actions, "evt/rejected")
     assert isinstance(rejected, Rejected)
     assert rejected.reason == reason
-    assert not any(isinstance(a, BeginSession) for a in actions)
+    assert not any(isinstance(a, StartSession) for a in actions)
 
 
 def test_a_second_vend_while_one_is_open_is_busy(online: CoreHarness) -> None:
     online.command(online.authorized("v1"))
-    online.feed(SessionOpened(2500))
+    online.feed(SessionFunded(2500))
 
     actions = online.command(online.authorized("v2"))
 
     (rejected,) = online.published(actions, "evt/rejected")
     assert isinstance(rejected, Rejected)
     assert rejected.reason == RejectReason.BUSY
-    assert not any(isinstance(a, BeginSession) for a in actions)
+    assert not any(isinstance(a, StartSession) for a in actions)
 
 
 def test_the_reader_refusing_begin_session_rejects_the_vend(online: CoreHarness) -> None:
@@ -138,7 +137,7 @@ def test_the_reader_refusing_begin_session_rejects_the_vend(online: CoreHarness)
     assert isinstance(rejected, Rejected)
     assert rejected.reason == RejectReason.BOARD_DOWN
     # and the board is free again for the next vend
-    assert any(isinstance(a, BeginSession) for a in online.command(online.authorized("v2")))
+    assert any(isinstance(a, StartSession) for a in online.command(online.authorized("v2")))
 
 
 def test_a_begin_session_the_board_never_confirms_is_given_up(online: CoreHarness) -> None:
@@ -178,7 +177,7 @@ def test_every_event_is_persisted_in_the_same_step_before_it_is_published(
     online: CoreHarness,
 ) -> None:
     online.command(online.authorized("v1"))
-    for event in (SessionOpened(2500), VendResult(1, 500, True), SessionClosed("completed")):
+    for event in (SessionFunded(2500), ItemResult(1, 500, True), SessionEnded(EndReason.COMPLETED)):
         actions = online.feed(event)  # type: ignore[arg-type]
         persist = actions[0]
         assert isinstance(persist, Persist)
@@ -188,10 +187,10 @@ def test_every_event_is_persisted_in_the_same_step_before_it_is_published(
 
 def test_ended_total_counts_only_successful_items(online: CoreHarness) -> None:
     online.command(online.authorized("v1", 5000))
-    online.feed(SessionOpened(5000))
-    online.feed(VendResult(1, 1500, success=False))
-    online.feed(VendResult(2, 1000, success=True))
-    (ended,) = online.published(online.feed(SessionClosed(EndReason.COMPLETED)))
+    online.feed(SessionFunded(5000))
+    online.feed(ItemResult(1, 1500, success=False))
+    online.feed(ItemResult(2, 1000, success=True))
+    (ended,) = online.published(online.feed(SessionEnded(EndReason.COMPLETED)))
 
     assert isinstance(ended, Ended)
     assert [line.success for line in ended.dispensed] == [False, True]
@@ -200,9 +199,9 @@ def test_ended_total_counts_only_successful_items(online: CoreHarness) -> None:
 
 def test_an_approved_vend_records_the_item_without_publishing(online: CoreHarness) -> None:
     online.command(online.authorized("v1"))
-    online.feed(SessionOpened(2500))
+    online.feed(SessionFunded(2500))
 
-    actions = online.feed(VendApproved(4, 1200))
+    actions = online.feed(ItemApproved(4, 1200))
 
     assert online.published(actions) == []
     vend = online.core.vend("v1")
@@ -216,10 +215,10 @@ def test_a_session_that_ends_mid_vend_reports_the_unknown_item_as_failed(
     online: CoreHarness, reason: EndReason
 ) -> None:
     online.command(online.authorized("v1"))
-    online.feed(SessionOpened(2500))
-    online.feed(VendApproved(4, 1200))
+    online.feed(SessionFunded(2500))
+    online.feed(ItemApproved(4, 1200))
 
-    dispensed, ended = online.published(online.feed(SessionClosed(reason)))
+    dispensed, ended = online.published(online.feed(SessionEnded(reason)))
 
     assert isinstance(dispensed, Dispensed)
     assert not dispensed.success
@@ -229,7 +228,7 @@ def test_a_session_that_ends_mid_vend_reports_the_unknown_item_as_failed(
 
 
 def test_a_session_nobody_asked_for_is_cancelled(online: CoreHarness) -> None:
-    actions = online.feed(SessionOpened(100))
+    actions = online.feed(SessionFunded(100))
 
     assert CancelSession(None) in actions
     assert online.published(actions) == []
@@ -243,18 +242,18 @@ def test_repeated_authorized_while_starting_does_nothing(online: CoreHarness) ->
 
     actions = online.command(online.authorized("v1"))
 
-    assert not any(isinstance(a, BeginSession | Persist | Publish) for a in actions)
+    assert not any(isinstance(a, StartSession | Persist | Publish) for a in actions)
     assert "vend.duplicate_while_starting" in online.logged(actions)
 
 
 def test_repeated_authorized_of_an_open_vend_republishes_started(online: CoreHarness) -> None:
     online.command(online.authorized("v1"))
-    (started,) = online.published(online.feed(SessionOpened(2500)))
+    (started,) = online.published(online.feed(SessionFunded(2500)))
 
     actions = online.command(online.authorized("v1"))
 
     assert online.published(actions) == [started]  # same id: an idempotent consumer drops it
-    assert not any(isinstance(a, BeginSession | Persist) for a in actions)
+    assert not any(isinstance(a, StartSession | Persist) for a in actions)
 
 
 def test_repeated_authorized_after_the_end_republishes_ended(online: CoreHarness) -> None:
@@ -263,7 +262,7 @@ def test_repeated_authorized_after_the_end_republishes_ended(online: CoreHarness
     actions = online.command(online.authorized("v1"))
 
     assert online.published(actions) == [ended]
-    assert not any(isinstance(a, BeginSession) for a in actions)
+    assert not any(isinstance(a, StartSession) for a in actions)
 
 
 def test_repeated_authorized_of_a_rejected_vend_answers_duplicate(online: CoreHarness) -> None:
@@ -281,7 +280,7 @@ def test_a_restart_never_starts_a_second_session_for_a_vend(harness: CoreHarness
 
     actions = harness.command(harness.authorized("v1"))
 
-    assert not any(isinstance(a, BeginSession) for a in actions)
+    assert not any(isinstance(a, StartSession) for a in actions)
 
 
 # -- cancel -----------------------------------------------------------------------------------
@@ -289,13 +288,13 @@ def test_a_restart_never_starts_a_second_session_for_a_vend(harness: CoreHarness
 
 def test_cancel_of_an_open_vend_asks_the_reader(online: CoreHarness) -> None:
     online.command(online.authorized("v1"))
-    online.feed(SessionOpened(2500))
+    online.feed(SessionFunded(2500))
     now = online.now
 
     actions = online.command(Cancel.create(now=now, vend_id="v1"))
 
     assert CancelSession("v1") in actions
-    (ended,) = online.published(online.feed(SessionClosed(EndReason.CANCELLED)))
+    (ended,) = online.published(online.feed(SessionEnded(EndReason.CANCELLED)))
     assert isinstance(ended, Ended)
     assert ended.reason == EndReason.CANCELLED
 
@@ -318,7 +317,7 @@ def test_cancel_before_authorized_blocks_a_late_authorization(online: CoreHarnes
 
     assert isinstance(ended, Ended)
     assert ended.dispensed == ()
-    assert not any(isinstance(a, BeginSession) for a in actions)
+    assert not any(isinstance(a, StartSession) for a in actions)
     assert online.published(actions) == [ended]
 
 
@@ -375,7 +374,7 @@ def test_events_are_not_published_while_disconnected(online: CoreHarness) -> Non
 
 def test_hello_lists_the_open_vend(online: CoreHarness) -> None:
     online.command(online.authorized("v1"))
-    online.feed(SessionOpened(2500))
+    online.feed(SessionFunded(2500))
 
     (hello,) = online.published(online.feed(Connected()), "evt/hello")
 
@@ -385,9 +384,9 @@ def test_hello_lists_the_open_vend(online: CoreHarness) -> None:
 
 def test_resend_sends_only_events_older_than_the_interval(online: CoreHarness) -> None:
     online.command(online.authorized("v1"))
-    (started,) = online.published(online.feed(SessionOpened(2500)))
+    (started,) = online.published(online.feed(SessionFunded(2500)))
     online.advance(10)
-    (dispensed,) = online.published(online.feed(VendResult(1, 500, True)))
+    (dispensed,) = online.published(online.feed(ItemResult(1, 500, True)))
 
     online.advance(6)  # started is 16 s old, dispensed 6 s (interval 15 s)
     assert online.published(online.feed(ResendDue())) == [started]
@@ -441,9 +440,9 @@ def test_a_clean_stop_publishes_offline(online: CoreHarness) -> None:
 
 def test_restart_ends_an_interrupted_vend_and_keeps_its_items(harness: CoreHarness) -> None:
     harness.command(harness.authorized("v1"))
-    harness.feed(SessionOpened(2500))
-    harness.feed(VendResult(3, 2000, True))
-    harness.feed(VendApproved(5, 300))  # dropping when the process died
+    harness.feed(SessionFunded(2500))
+    harness.feed(ItemResult(3, 2000, True))
+    harness.feed(ItemApproved(5, 300))  # dropping when the process died
 
     harness.restart()
 

@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from vendgate.edge._actions import Action, BeginSession, Persist, Publish
-from vendgate.edge._core import AgentCore
-from vendgate.edge._inputs import (
+from vendgate.edge import MemoryStore
+from vendgate.edge.core import (
+    Action,
+    AgentCore,
     BeginFailed,
     Board,
     Booted,
@@ -24,15 +25,17 @@ from vendgate.edge._inputs import (
     Connected,
     Disconnected,
     Input,
+    ItemApproved,
+    ItemResult,
+    Persist,
+    Publish,
     ResendDue,
-    SessionClosed,
-    SessionOpened,
+    SessionEnded,
+    SessionFunded,
+    StartSession,
     TelemetryDue,
-    VendApproved,
-    VendResult,
 )
-from vendgate.edge._outbox import MemoryStore
-from vendgate.protocol import Money
+from vendgate.protocol import ManualClock, Money
 from vendgate.protocol.mqtt import Ack, Authorized, Cancel, Config, Ended, EndReason, decode
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -51,7 +54,7 @@ class AgentLife(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.store = MemoryStore()
-        self.now = T0
+        self.clock = ManualClock(T0)
         self.boots = 0
         self.written: dict[str, int] = {}  # event id -> seq, every event ever persisted
         self.acked: set[str] = set()
@@ -66,7 +69,7 @@ class AgentLife(RuleBasedStateMachine):
         return core
 
     def _feed(self, event: Input) -> None:
-        self._check_and_apply(self.core.handle(event, self.now))
+        self._check_and_apply(self.core.handle(event, self.clock.now()))
 
     def _check_and_apply(self, actions: list[Action]) -> None:
         for action in actions:
@@ -80,7 +83,7 @@ class AgentLife(RuleBasedStateMachine):
                 if action.name != "evt/hello":
                     assert action.event_id in self.written, "published before it was written"
                 self._check_message(action)
-            elif isinstance(action, BeginSession):
+            elif isinstance(action, StartSession):
                 self.sessions_begun[action.vend_id] += 1
 
     def _check_message(self, action: Publish) -> None:
@@ -96,27 +99,27 @@ class AgentLife(RuleBasedStateMachine):
 
     @rule(vend_id=VEND_IDS, ttl=st.sampled_from([-5, 60, 600]), board=BOARDS, value=PRICES)
     def authorized(self, vend_id: str, ttl: int, board: Board, value: int) -> None:
-        expires = self.now + timedelta(seconds=ttl)
+        expires = self.clock.now() + timedelta(seconds=ttl)
         amount = Money(value, "NOK")
         message = Authorized.create(
-            now=self.now, vend_id=vend_id, amount=amount, expires_at=expires
+            now=self.clock.now(), vend_id=vend_id, amount=amount, expires_at=expires
         )
         self._command(message, board)
 
     @rule(vend_id=VEND_IDS)
     def cancel(self, vend_id: str) -> None:
-        self._command(Cancel.create(now=self.now, vend_id=vend_id), Board())
+        self._command(Cancel.create(now=self.clock.now(), vend_id=vend_id), Board())
 
     @rule(data=st.data())
     def ack(self, data: st.DataObject) -> None:
         pending = [e.id for e in self.core.outbox]
         chosen = data.draw(st.lists(st.sampled_from([*pending, "unknown"]), max_size=4))
         self.acked.update(event_id for event_id in chosen if event_id in self.written)
-        self._command(Ack.create(now=self.now, events=chosen), Board())
+        self._command(Ack.create(now=self.clock.now(), events=chosen), Board())
 
     @rule(value=st.one_of(st.integers(-10, 1000), st.text(max_size=3), st.none()))
     def config(self, value: object) -> None:
-        message = Config.create(now=self.now, settings={"selection_timeout_s": value})
+        message = Config.create(now=self.clock.now(), settings={"selection_timeout_s": value})
         self._command(message, Board())
 
     @rule(payload=st.binary(max_size=40), name=st.sampled_from(["authorized", "ack", "zap"]))
@@ -124,20 +127,20 @@ class AgentLife(RuleBasedStateMachine):
         self._feed(CommandArrived(name, payload, Board()))
 
     @rule(funds=PRICES)
-    def session_opened(self, funds: int) -> None:
-        self._feed(SessionOpened(funds))
+    def session_funded(self, funds: int) -> None:
+        self._feed(SessionFunded(funds))
 
     @rule(item=ITEMS, price=PRICES)
-    def vend_approved(self, item: int, price: int) -> None:
-        self._feed(VendApproved(item, price))
+    def item_approved(self, item: int, price: int) -> None:
+        self._feed(ItemApproved(item, price))
 
     @rule(item=ITEMS, price=PRICES, success=st.booleans())
-    def vend_result(self, item: int, price: int, success: bool) -> None:
-        self._feed(VendResult(item, price, success))
+    def item_result(self, item: int, price: int, success: bool) -> None:
+        self._feed(ItemResult(item, price, success))
 
     @rule(reason=st.sampled_from(list(EndReason)))
-    def session_closed(self, reason: EndReason) -> None:
-        self._feed(SessionClosed(reason))
+    def session_ended(self, reason: EndReason) -> None:
+        self._feed(SessionEnded(reason))
 
     @rule(vend_id=VEND_IDS, board=BOARDS)
     def begin_failed(self, vend_id: str, board: Board) -> None:
@@ -153,7 +156,7 @@ class AgentLife(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([1, 10, 30]))
     def time_passes(self, seconds: int) -> None:
-        self.now += timedelta(seconds=seconds)
+        self.clock.advance(seconds)
         self._feed(ResendDue())
         self._feed(TelemetryDue(1, Board()))
 

@@ -8,15 +8,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from vendgate.edge._actions import Action, Persist, Publish, SetWill
-from vendgate.edge._inputs import (
+from vendgate.edge.core import (
+    Action,
     Board,
     CloudPresenceArrived,
     Connected,
     Connecting,
     Disconnected,
+    Persist,
+    Publish,
     ResendDue,
-    SessionOpened,
+    SessionFunded,
+    SetWill,
     ShuttingDown,
 )
 from vendgate.protocol.mqtt import (
@@ -118,7 +121,7 @@ def test_a_board_that_cannot_begin_a_session_cannot_vend(online: CoreHarness, bo
 
 def test_an_open_vend_is_named_and_blocks_a_new_one(online: CoreHarness) -> None:
     online.command(online.authorized("v1"))
-    online.feed(SessionOpened(2500))
+    online.feed(SessionFunded(2500))
 
     pong = pong_of(online, online.command(ping(online)))
 
@@ -142,7 +145,7 @@ def presence(harness: CoreHarness, state: StatusState = StatusState.ONLINE) -> C
 
 def test_the_cloud_coming_online_gets_every_unacked_event_at_once(online: CoreHarness) -> None:
     online.command(online.authorized("v1"))
-    (started,) = online.published(online.feed(SessionOpened(2500)))
+    (started,) = online.published(online.feed(SessionFunded(2500)))
     online.advance(1)  # far inside the resend interval
     assert online.published(online.feed(ResendDue())) == []
 
@@ -157,7 +160,7 @@ def test_the_cloud_coming_online_gets_every_unacked_event_at_once(online: CoreHa
 
 def test_a_new_online_resends_again_and_offline_does_nothing(online: CoreHarness) -> None:
     online.command(online.authorized("v1"))
-    (started,) = online.published(online.feed(SessionOpened(2500)))
+    (started,) = online.published(online.feed(SessionFunded(2500)))
     online.feed(CloudPresenceArrived(presence(online).encode()))
 
     offline = presence(online, StatusState.OFFLINE)
@@ -168,7 +171,7 @@ def test_a_new_online_resends_again_and_offline_does_nothing(online: CoreHarness
 
 def test_offline_the_hint_is_remembered_for_nothing(harness: CoreHarness) -> None:
     harness.command(harness.authorized("v1"))
-    harness.feed(SessionOpened(2500))
+    harness.feed(SessionFunded(2500))
     assert harness.published(harness.feed(CloudPresenceArrived(presence(harness).encode()))) == []
 
 

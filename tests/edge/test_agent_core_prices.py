@@ -10,8 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vendgate.edge._actions import Action, ApplySettings, Persist
-from vendgate.edge._inputs import SessionClosed, SessionOpened, VendApproved, VendResult
+from vendgate.edge.core import (
+    Action,
+    ApplySettings,
+    ItemApproved,
+    ItemResult,
+    Persist,
+    SessionEnded,
+    SessionFunded,
+)
 from vendgate.protocol import Money
 from vendgate.protocol.mqtt import Config, Dispensed, DispensedItem, Ended, EndReason, decode
 
@@ -120,12 +127,12 @@ def test_dispensed_and_ended_report_the_price_charged_and_the_vmc_price(
     online: CoreHarness,
 ) -> None:
     online.command(online.authorized("v1", 5000))
-    online.feed(SessionOpened(5000))
-    online.feed(VendApproved(11, 2500, vmc_price=3500))
+    online.feed(SessionFunded(5000))
+    online.feed(ItemApproved(11, 2500, vmc_price=3500))
     (dispensed,) = online.published(
-        online.feed(VendResult(11, 2500, True, vmc_price=3500)), "evt/dispensed"
+        online.feed(ItemResult(11, 2500, True, vmc_price=3500)), "evt/dispensed"
     )
-    (ended,) = online.published(online.feed(SessionClosed(EndReason.COMPLETED)), "evt/ended")
+    (ended,) = online.published(online.feed(SessionEnded(EndReason.COMPLETED)), "evt/ended")
 
     assert isinstance(dispensed, Dispensed)
     assert (dispensed.price, dispensed.vmc_price) == (Money(2500, "NOK"), Money(3500, "NOK"))
@@ -142,8 +149,8 @@ def test_an_approved_item_lost_in_a_restart_is_failed_with_both_prices(
     harness: CoreHarness,
 ) -> None:
     harness.command(harness.authorized("v1", 5000))
-    harness.feed(SessionOpened(5000))
-    harness.feed(VendApproved(11, 2500, vmc_price=3500))
+    harness.feed(SessionFunded(5000))
+    harness.feed(ItemApproved(11, 2500, vmc_price=3500))
 
     harness.restart()
 

@@ -9,8 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vendgate.edge.cashless import (
+    ApprovalSent,
     BoardReset,
     CashlessConfig,
+    DenialSent,
     LinkLost,
     LinkRestored,
     LocalMdbError,
@@ -20,13 +22,12 @@ from vendgate.edge.cashless import (
     ReaderEvent,
     SessionEnded,
     SessionStarted,
-    VendApproved,
-    VendDenied,
     VendFailed,
     VendRequested,
     VendSucceeded,
 )
 from vendgate.protocol import mdb
+from vendgate.protocol.mqtt import EndReason
 
 if TYPE_CHECKING:
     from vendgate.edge.cashless import PriceMode
@@ -173,14 +174,14 @@ def test_a_vend_within_credit_is_approved_at_once() -> None:
     script = Script().enable().session(2500)
     assert script.send(COLA) == ["CD 05 07 D0 DC*"]
     assert script.reader.state == "vend"
-    assert script.events() == [VendRequested(2000, 101), VendApproved(2000, 101, 2000)]
+    assert script.events() == [VendRequested(2000, 101), ApprovalSent(2000, 101, 2000)]
 
 
 def test_a_vend_over_credit_is_denied() -> None:
     script = Script().enable().session(2500)
     assert script.send(mdb.VendRequest(price=2501, item=7)) == ["CD 06 06*"]
     assert script.reader.state == "session_idle"
-    assert script.events()[-1] == VendDenied(2501, 7, "exceeds_credit")
+    assert script.events()[-1] == DenialSent(2501, 7, "exceeds_credit")
 
 
 def test_multivend_never_approves_past_the_credit() -> None:
@@ -222,7 +223,7 @@ def test_session_complete_ends_the_session() -> None:
     script = Script().enable().session()
     assert script.send(mdb.SessionComplete()) == ["CD 07 07*"]
     assert script.reader.state == "enabled"
-    assert script.events() == [SessionEnded("completed")]
+    assert script.events() == [SessionEnded(EndReason.COMPLETED)]
 
 
 def test_disable_during_a_session_waits_for_its_end() -> None:
@@ -231,7 +232,7 @@ def test_disable_during_a_session_waits_for_its_end() -> None:
     assert script.reader.state == "session_idle"
     script.send(mdb.SessionComplete())
     assert script.reader.state == "disabled"
-    assert script.events() == [SessionEnded("completed"), ReaderDisabled()]
+    assert script.events() == [SessionEnded(EndReason.COMPLETED), ReaderDisabled()]
 
 
 # --- repetitions (lost ACKs) ---------------------------------------------------------------------
@@ -241,7 +242,7 @@ def test_a_repeated_vend_request_gets_the_same_answer_and_no_second_approval() -
     script = Script().enable().session(2500)
     first = script.send(COLA)
     assert script.send(COLA) == first  # our reply was lost: the VMC asks again
-    assert script.events() == [VendRequested(2000, 101), VendApproved(2000, 101, 2000)]
+    assert script.events() == [VendRequested(2000, 101), ApprovalSent(2000, 101, 2000)]
 
 
 def test_a_repeated_vend_success_is_counted_once() -> None:
@@ -260,7 +261,7 @@ def test_a_repeated_session_complete_after_polls_is_answered_without_effect() ->
     script.send(mdb.SessionComplete())
     script.send(mdb.Poll())
     assert script.send(mdb.SessionComplete()) == ["CD 07 07*"]
-    assert script.events() == [SessionEnded("completed")]
+    assert script.events() == [SessionEnded(EndReason.COMPLETED)]
 
 
 def test_an_unacked_vend_approved_is_repeated_at_the_next_poll() -> None:
@@ -295,7 +296,7 @@ def test_reset_between_acked_approval_and_success_is_a_success() -> None:
     assert script.events()[-3:] == [
         BoardReset(),
         VendSucceeded(101, 2000, 2000),
-        SessionEnded("board_reset"),
+        SessionEnded(EndReason.BOARD_RESET),
     ]
     assert script.reader.state == "inactive"
     assert script.send(mdb.Poll()) == ["CD 00 00*"]
@@ -355,7 +356,7 @@ def test_selection_timeout_asks_the_vmc_to_end_the_session() -> None:
     assert script.send(mdb.Poll(), after=0) == ["CD 04 04*"]
     script.send(mdb.Ack())
     script.send(mdb.SessionComplete())
-    assert script.events()[-1] == SessionEnded("timeout")
+    assert script.events()[-1] == SessionEnded(EndReason.TIMEOUT)
 
 
 def test_set_selection_timeout_moves_the_deadline() -> None:
@@ -385,7 +386,7 @@ def test_cancel_before_begin_session_left_takes_it_back() -> None:
     script.reader.cancel_session()
     assert script.send(mdb.Poll()) == [ACK]
     assert script.reader.state == "enabled"
-    assert script.events() == [SessionStarted(2500), SessionEnded("cancelled")]
+    assert script.events() == [SessionStarted(2500), SessionEnded(EndReason.CANCELLED)]
 
 
 def test_cancel_during_a_vend_waits_for_its_outcome_and_denies_new_ones() -> None:
@@ -396,7 +397,7 @@ def test_cancel_during_a_vend_waits_for_its_outcome_and_denies_new_ones() -> Non
     script.send(mdb.VendSuccess(1))
     assert script.send(mdb.Poll()) == ["CD 04 04*"]
     assert script.send(mdb.VendRequest(500, 1)) == ["CD 06 06*"]
-    assert script.events()[-1] == VendDenied(500, 1, "session_ending")
+    assert script.events()[-1] == DenialSent(500, 1, "session_ending")
 
 
 def test_cancel_without_a_session_does_nothing() -> None:
@@ -416,7 +417,7 @@ def test_silence_ends_an_idle_session_and_the_reader_comes_back_inactive() -> No
     assert lost_at == pytest.approx(script.now + 2.0)
     script.reader.handle_timer(lost_at)
     assert script.reader.link_up is False
-    assert script.events() == [LinkLost(), SessionEnded("link_lost")]
+    assert script.events() == [LinkLost(), SessionEnded(EndReason.LINK_LOST)]
     assert script.send(mdb.Poll(), after=5) == ["CD 00 00*"]  # initialise me again
     assert script.events() == [LinkRestored()]
 
@@ -493,7 +494,7 @@ def test_funds_are_minor_units_and_events_are_wire_units() -> None:
     assert script.send(mdb.Poll()) == ["CD 03 01 F4 F8*"]  # 500 units
     script.send(mdb.Ack())
     assert script.send(mdb.VendRequest(400, 1)) == ["CD 05 01 90 96*"]
-    assert script.events()[-1] == VendApproved(400, 1, 400)
+    assert script.events()[-1] == ApprovalSent(400, 1, 400)
     assert config.to_minor(400) == 2000
 
 
@@ -534,7 +535,7 @@ def test_the_planogram_price_is_approved_whatever_the_vmc_asks() -> None:
     assert script.send(COLA) == ["CD 05 05 DC E6*"]  # VEND APPROVED 1500, not the 2000 asked
     assert script.events() == [
         VendRequested(2000, 101),
-        VendApproved(1500, 101, vmc_price=2000),
+        ApprovalSent(1500, 101, vmc_price=2000),
     ]
     script.send(mdb.Ack())
     script.send(mdb.VendSuccess(101))
@@ -545,13 +546,13 @@ def test_the_planogram_price_is_approved_whatever_the_vmc_asks() -> None:
 def test_a_planogram_price_above_the_credit_is_denied_though_the_vmc_asks_less() -> None:
     script = priced().session(2500)
     assert script.send(mdb.VendRequest(price=2000, item=7)) == ["CD 06 06*"]
-    assert script.events()[-1] == VendDenied(2000, 7, "exceeds_credit")
+    assert script.events()[-1] == DenialSent(2000, 7, "exceeds_credit")
 
 
 def test_an_item_not_in_the_planogram_is_denied() -> None:
     script = priced().session(2500)
     assert script.send(mdb.VendRequest(price=1000, item=55)) == ["CD 06 06*"]
-    assert script.events()[-1] == VendDenied(1000, 55, "not_in_planogram")
+    assert script.events()[-1] == DenialSent(1000, 55, "not_in_planogram")
     assert script.reader.state == "session_idle"
     assert script.reader.credit_left == 2500
 
@@ -559,7 +560,7 @@ def test_an_item_not_in_the_planogram_is_denied() -> None:
 def test_before_any_planogram_arrived_every_vend_is_denied() -> None:
     script = priced(planogram=None).session(2500)
     assert script.send(COLA) == ["CD 06 06*"]
-    assert script.events()[-1] == VendDenied(2000, 101, "no_planogram")
+    assert script.events()[-1] == DenialSent(2000, 101, "no_planogram")
 
 
 def test_vmc_prices_approve_what_the_vmc_asks_listed_or_not() -> None:
@@ -578,9 +579,9 @@ def test_a_planogram_price_the_wire_cannot_carry_is_denied() -> None:
     script = priced(planogram={1: 2502, 2: 2500, 3: 70_000 * 5}, config=config)
     script.session(400_000)
     assert script.send(mdb.VendRequest(price=500, item=1)) == ["CD 06 06*"]
-    assert script.events()[-1] == VendDenied(500, 1, "price_unrepresentable")
+    assert script.events()[-1] == DenialSent(500, 1, "price_unrepresentable")
     assert script.send(mdb.VendRequest(price=100, item=3)) == ["CD 06 06*"]  # > 16 bits
-    assert script.events()[-1] == VendDenied(100, 3, "price_unrepresentable")
+    assert script.events()[-1] == DenialSent(100, 3, "price_unrepresentable")
     assert approved_amount(script.send(mdb.VendRequest(price=100, item=2))) == 500  # 25.00
 
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from vendgate.edge.cashless import TRANSITIONS, CashlessConfig, LocalMdbError, Move, State
-from vendgate.edge.cashless._states import transition
+from vendgate.edge.cashless import (
+    TRANSITIONS,
+    CashlessConfig,
+    LocalMdbError,
+    Move,
+    State,
+    transition,
+)
 
 
 @pytest.mark.parametrize("state", list(State))

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vendgate.edge import OPTIONS, ConfigError, EdgeConfig, MqttUrl
-from vendgate.edge._logs import format_line
+from vendgate.edge import OPTIONS, ConfigError, EdgeConfig, MqttUrl, format_line
 from vendgate.protocol import reconnect_delay
 
 REQUIRED = {"machine_id": "m1", "serial": "/dev/ttyUSB0"}
@@ -120,7 +119,7 @@ def test_a_missing_required_setting_names_flag_and_variable() -> None:
 
 
 def test_every_option_is_a_config_field() -> None:
-    fields = set(EdgeConfig.__dataclass_fields__) | {"mqtt_url", "mqtt_password"}
+    fields = set(EdgeConfig.__dataclass_fields__) | {"mqtt_url", "mqtt_password", "config"}
 
     assert {option.name for option in OPTIONS} <= fields
 

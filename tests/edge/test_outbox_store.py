@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from vendgate.edge._outbox import MemoryStore, SqliteStore, Store
-from vendgate.edge._records import Approval, Commit, OutboxEvent, VendPhase, VendRecord
+from vendgate.edge import MemoryStore, SqliteStore, Store
+from vendgate.edge.core import Approval, Commit, OutboxEvent, VendPhase, VendRecord
 from vendgate.protocol import Money
 from vendgate.protocol.mqtt import DispensedItem
 
@@ -172,8 +172,8 @@ def test_a_commit_survives_the_process_being_killed_right_after_it(tmp_path: Pat
         import os
         from datetime import datetime, UTC
         from pathlib import Path
-        from vendgate.edge._outbox import SqliteStore
-        from vendgate.edge._records import Commit, OutboxEvent
+        from vendgate.edge import SqliteStore
+        from vendgate.edge.core import Commit, OutboxEvent
 
         store = SqliteStore(Path({str(path)!r}))
         created = datetime(2024, 5, 1, tzinfo=UTC)

@@ -10,8 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vendgate.protocol import CurrencyMismatch, Money, MoneyError, currency_exponent
-from vendgate.protocol._money import MAX_WIRE_VALUE
+from vendgate.protocol import (
+    MAX_WIRE_VALUE,
+    CurrencyMismatch,
+    Money,
+    MoneyError,
+    currency_exponent,
+)
 
 NOK = "NOK"
 amounts = st.integers(min_value=0, max_value=10**12)

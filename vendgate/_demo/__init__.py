@@ -12,7 +12,15 @@ pure), ``_services`` (broker, simulator, cloud), ``_machines`` (board + agent), 
 (the phone and the keypad), ``_run`` (the whole run). The manual is docs/demo.md.
 """
 
-from ._plan import MACHINES, MachineSpec, Purchase, Scenario, problems
+from ._plan import (
+    MACHINES,
+    MachineSpec,
+    Purchase,
+    Scenario,
+    extra_orders,
+    problems,
+    scenario_orders,
+)
 from ._run import DemoOptions, DemoReport, run_demo
 from ._services import DemoError
 
@@ -24,6 +32,8 @@ __all__ = [
     "MachineSpec",
     "Purchase",
     "Scenario",
+    "extra_orders",
     "problems",
     "run_demo",
+    "scenario_orders",
 ]

@@ -19,8 +19,9 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from vendgate.boardsim import BoardSim, Machine, VmcConfig
-from vendgate.cloud.context import CloudContext
+from vendgate.cloud.app import CloudParts
 from vendgate.cloud.db import OutboxCommand, VendSession, transaction
+from vendgate.cloud.machines import MachineSpec as CloudMachineSpec
 from vendgate.cloud.machines import SlotSpec, get_machine, upsert_machine
 from vendgate.edge import EdgeConfig, build_agent
 
@@ -43,52 +44,53 @@ class SimulatedMachine:
         return self.spec.machine_id
 
 
-async def register(ctx: CloudContext, spec: MachineSpec) -> None:
+async def register(cloud: CloudParts, spec: MachineSpec) -> None:
     """What an operator does with ``vendgate cloud add-machine``."""
     slots = [SlotSpec(s.item, s.name, s.price, VAT_RATE) for s in spec.slots]
-    async with transaction(ctx.sessions) as db:
-        await upsert_machine(db, spec.machine_id, spec.name, slots, ctx.clock(), currency=CURRENCY)
+    machine = CloudMachineSpec(spec.machine_id, spec.name, slots, currency=CURRENCY)
+    async with transaction(cloud.sessions) as db:
+        await upsert_machine(db, machine, cloud.clock.now())
 
 
-async def is_online(ctx: CloudContext, machine_id: str) -> bool:
-    async with transaction(ctx.sessions) as db:
+async def is_online(cloud: CloudParts, machine_id: str) -> bool:
+    async with transaction(cloud.sessions) as db:
         return (await get_machine(db, machine_id)).online
 
 
-async def has_its_planogram(ctx: CloudContext, machine_id: str) -> bool:
+async def has_its_planogram(cloud: CloudParts, machine_id: str) -> bool:
     """Online, and the planogram sent on its hello published: commands after it find it applied
     (one ``cmd/config`` came from ``register``, before the agent was connected to receive it)."""
-    if not await is_online(ctx, machine_id):
+    if not await is_online(cloud, machine_id):
         return False
     query = select(OutboxCommand.id).where(
         OutboxCommand.machine_id == machine_id,
         col(OutboxCommand.topic).endswith("/cmd/config"),
         col(OutboxCommand.published_at).is_not(None),
     )
-    async with transaction(ctx.sessions) as db:
+    async with transaction(cloud.sessions) as db:
         return len((await db.exec(query)).all()) >= 2
 
 
-async def vend_ids_at(ctx: CloudContext, machine_id: str) -> set[str]:
+async def vend_ids_at(cloud: CloudParts, machine_id: str) -> set[str]:
     """Every vend session (= payment reference) the cloud has opened at the machine."""
     query = select(VendSession.id).where(VendSession.machine_id == machine_id)
-    async with transaction(ctx.sessions) as db:
+    async with transaction(cloud.sessions) as db:
         return set((await db.exec(query)).all())
 
 
 @contextlib.asynccontextmanager
 async def running_machine(
-    spec: MachineSpec, ctx: CloudContext, broker_url: str, folder: Path
+    spec: MachineSpec, cloud: CloudParts, broker_url: str, folder: Path
 ) -> AsyncIterator[SimulatedMachine]:
     """The machine powered on, its agent connected, and the cloud seeing it online."""
-    await register(ctx, spec)
+    await register(cloud, spec)
     async with (
         BoardSim(Machine(spec.slots), BOARD) as board,
         edge_agent(spec.machine_id, board, broker_url, folder),
     ):
         async with asyncio.timeout(READY_LIMIT_S):
             await board.wait_ready()
-            while not await has_its_planogram(ctx, spec.machine_id):  # noqa: ASYNC110 - rows
+            while not await has_its_planogram(cloud, spec.machine_id):  # noqa: ASYNC110 - rows
                 await asyncio.sleep(0.05)
         yield SimulatedMachine(spec, board)
 
@@ -122,12 +124,12 @@ async def edge_agent(
 
 @contextlib.asynccontextmanager
 async def fleet(
-    specs: Sequence[MachineSpec], ctx: CloudContext, broker_url: str, folder: Path
+    specs: Sequence[MachineSpec], cloud: CloudParts, broker_url: str, folder: Path
 ) -> AsyncIterator[dict[str, SimulatedMachine]]:
     """Every machine running, keyed by machine id; stopped in reverse order."""
     async with contextlib.AsyncExitStack() as stack:
         machines = {}
         for spec in specs:
-            running = running_machine(spec, ctx, broker_url, folder)
+            running = running_machine(spec, cloud, broker_url, folder)
             machines[spec.machine_id] = await stack.enter_async_context(running)
         yield machines

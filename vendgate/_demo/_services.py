@@ -18,8 +18,7 @@ from typing import Any
 import uvicorn
 
 from vendgate.broker import EmbeddedBroker
-from vendgate.cloud.app import create_app
-from vendgate.cloud.context import CloudContext
+from vendgate.cloud.app import CloudParts, create_app
 from vendgate.cloud.settings import (
     CloudSettings,
     DatabaseSettings,
@@ -58,7 +57,7 @@ class Services:
     broker: EmbeddedBroker
     sim: VippsSimulator
     sim_url: str
-    cloud: CloudContext
+    cloud: CloudParts
     cloud_url: str
 
     @property
@@ -79,7 +78,7 @@ async def embedded_services(folder: Path) -> AsyncIterator[Services]:
                 broker,
                 sim_app.state.sim,
                 url_of(sim_socket),
-                cloud_app.state.ctx,
+                cloud_app.state.parts,
                 url_of(cloud_socket),
             )
 

@@ -1,29 +1,124 @@
-"""``vendgate broker``: run the embedded amqtt broker until Ctrl-C or SIGTERM."""
+"""``vendgate broker``: the embedded amqtt broker, and Mosquitto's dynamic-security accounts.
+
+- ``vendgate broker [--host H] [--port P]`` runs the embedded amqtt broker until Ctrl-C/SIGTERM.
+- ``vendgate broker init-dynsec --file F --admin-user NAME`` writes the plugin's first file.
+- ``vendgate broker account ACTION NAME`` adds, rotates, disables, enables or removes a login
+  on a running Mosquitto through the plugin (what the cloud's operator side does in code).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
 import signal
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vendgate.cli import CommandError
+
+if TYPE_CHECKING:
+    from vendgate.cloud.broker import DynsecAccounts
+
+ADMIN_URL_ENV = "VENDGATE_BROKER_ADMIN_URL"
+PREFIX_ENV = "VENDGATE_MQTT_PREFIX"
+ACCOUNT_ACTIONS = ("add", "add-cloud", "set-password", "disable", "enable", "remove")
+NEEDS_PASSWORD = ("add", "add-cloud", "set-password")
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "broker",
-        help="run the embedded MQTT broker (amqtt) on loopback",
+        help="the embedded MQTT broker (amqtt); Mosquitto's dynamic-security accounts",
         description=(
-            "Run the embedded amqtt broker (MQTT 3.1.1, anonymous, loopback only; a client "
-            "that gives a username must use it as its client id). Prints its "
+            "Without an action: run the embedded amqtt broker (MQTT 3.1.1, anonymous, loopback "
+            "only; a client that gives a username must use it as its client id). Prints its "
             "URL mqtt://HOST:PORT as the first line of output once it accepts connections; "
             "Ctrl-C or SIGTERM stops it cleanly. For production use Mosquitto with the repo's "
-            "mosquitto.conf."
+            "mosquitto.conf and the actions below (docs/broker.md)."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=1883, help="port to bind, 0 = any free port")
     parser.set_defaults(handler=run)
+    actions = parser.add_subparsers(dest="broker_command", metavar="[ACTION]")
+
+    init = actions.add_parser(
+        "init-dynsec",
+        help="write Mosquitto's first dynamic-security file, with the cloud's login",
+        description=(
+            "Writes the file mosquitto.conf's plugin_opt_config_file names (as `mosquitto_ctrl "
+            "dynsec init` would, mode 0600, never over an existing file): one login, "
+            "--admin-user, with the cloud's role (everything under the prefix, $share "
+            "subscriptions, the $CONTROL/dynamic-security topics); default access denies "
+            "everything else. Give the file to the mosquitto user before starting the broker."
+        ),
+    )
+    init.add_argument("--file", required=True, type=Path, help="the JSON file to create")
+    init.add_argument("--admin-user", required=True, help="the login with the cloud's role")
+    add_password_options(init)
+    add_prefix_option(init)
+    init.set_defaults(handler=run_init_dynsec)
+
+    account = actions.add_parser(
+        "account",
+        help="add, rotate, disable, enable or remove a login on a running Mosquitto",
+        description=(
+            "Through the dynamic-security plugin, logged in as a login with the cloud's role "
+            f"(--url, else ${ADMIN_URL_ENV}; a username no running cloud replica uses). add: "
+            "a machine (its id is the username) confined to its own topics, or its new "
+            "password if it exists; add-cloud: a further cloud replica or admin login; "
+            "disable: refused and disconnected at once; remove: gone (no error if it was)."
+        ),
+    )
+    account.add_argument("action", choices=ACCOUNT_ACTIONS)
+    account.add_argument("name", help="the machine id, or for add-cloud the username")
+    account.add_argument(
+        "--url",
+        default=os.environ.get(ADMIN_URL_ENV),
+        help=f"mqtt://USER[:PASSWORD]@HOST[:PORT] of the admin login (${ADMIN_URL_ENV})",
+    )
+    add_password_options(account)
+    add_prefix_option(account)
+    account.set_defaults(handler=run_account)
+
+
+def add_password_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--password-file", type=Path, help="read the password from the file's first line"
+    )
+    source.add_argument(
+        "--password", help="the password itself (seen by other local users: prefer a file)"
+    )
+
+
+def add_prefix_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get(PREFIX_ENV, "vend/v1"),
+        help=f"the topic prefix (${PREFIX_ENV}, default vend/v1)",
+    )
+
+
+def read_password(args: argparse.Namespace, who: str) -> str:
+    """``--password``, the first line of ``--password-file``, or asked twice on the terminal."""
+    if args.password is not None:
+        return str(args.password)
+    if args.password_file is not None:
+        lines = args.password_file.read_text().splitlines()
+        return lines[0] if lines else ""
+    if not sys.stdin.isatty():
+        raise CommandError(f"no password for {who}: give --password-file FILE (no terminal)")
+    first = getpass.getpass(f"password for {who}: ")
+    if getpass.getpass(f"password for {who} again: ") != first:
+        raise CommandError(f"the two passwords for {who} differ")
+    return first
+
+
+# -- the embedded broker -----------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,3 +144,77 @@ async def serve(host: str, port: int) -> int:
     finally:
         await broker.stop()
     return 0
+
+
+# -- Mosquitto's dynamic security ----------------------------------------------------------------
+
+
+def run_init_dynsec(args: argparse.Namespace) -> int:
+    from vendgate.cloud.broker import write_initial_config
+
+    password = read_password(args, args.admin_user)
+    try:
+        write_initial_config(args.file, args.admin_user, password, args.prefix)
+    except FileExistsError:
+        raise CommandError(
+            f"{args.file} exists: init-dynsec never overwrites it (once the broker ran, it "
+            "holds every login); change logins with `vendgate broker account`"
+        ) from None
+    except ValueError as exc:
+        raise CommandError(str(exc), exit_code=2) from None
+    print(f"{args.file}: login {args.admin_user!r} with the cloud's role; chown it to mosquitto")
+    return 0
+
+
+def run_account(args: argparse.Namespace) -> int:
+    from vendgate.cloud.broker import BrokerAccountError
+
+    password = read_password(args, args.name) if args.action in NEEDS_PASSWORD else ""
+    accounts = admin_login(args)
+    try:
+        asyncio.run(change_account(accounts, args.action, args.name, password))
+    except BrokerAccountError as exc:
+        raise CommandError(str(exc)) from None
+    except ValueError as exc:  # a machine id, username or password the broker must not get
+        raise CommandError(str(exc), exit_code=2) from None
+    print(f"{args.name}: {args.action} done")
+    return 0
+
+
+def admin_login(args: argparse.Namespace) -> DynsecAccounts:
+    from vendgate.cloud.broker import DynsecAccounts
+    from vendgate.cloud.settings import MqttSettings
+
+    if not args.url:
+        raise CommandError(f"no admin login: give --url mqtt://USER@HOST:PORT or ${ADMIN_URL_ENV}")
+    try:
+        login = MqttSettings.from_url(args.url)
+    except ValueError as exc:
+        raise CommandError(f"--url: {exc}", exit_code=2) from None
+    if login.username is None:
+        raise CommandError("--url names no user: mqtt://USER[:PASSWORD]@HOST:PORT", exit_code=2)
+    password = login.password
+    if password is None:
+        if not sys.stdin.isatty():
+            raise CommandError(f"--url has no password for {login.username} (and no terminal)")
+        password = getpass.getpass(f"broker password for {login.username}: ")
+    return DynsecAccounts(
+        login.host, login.port, username=login.username, password=password, prefix=args.prefix
+    )
+
+
+async def change_account(accounts: DynsecAccounts, action: str, name: str, password: str) -> None:
+    async with accounts:
+        match action:
+            case "add":
+                await accounts.add(name, password)
+            case "add-cloud":
+                await accounts.add_cloud_user(name, password)
+            case "set-password":
+                await accounts.set_password(name, password)
+            case "disable":
+                await accounts.disable(name)
+            case "enable":
+                await accounts.enable(name)
+            case "remove":
+                await accounts.remove(name)

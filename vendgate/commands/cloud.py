@@ -154,16 +154,25 @@ def vat_rate(text: str) -> int:
 
 
 def run_add_machine(args: argparse.Namespace) -> int:
-    from vendgate.cloud.clock import system_clock
     from vendgate.cloud.db import session_factory, transaction, upgrade_to_head
-    from vendgate.cloud.machines import upsert_machine, validate_planogram
+    from vendgate.cloud.machines import MachineSpec, upsert_machine, validate_planogram
     from vendgate.cloud.settings import CloudSettings
+    from vendgate.protocol import SystemClock
     from vendgate.protocol.mqtt import TopicTree, validate_machine_id
 
     # All of what was typed is checked before the database is opened.
     validate_machine_id(args.machine_id)
     slots = [parse_slot(text) for text in args.slot]
     validate_planogram(slots)
+    spec = MachineSpec(
+        args.machine_id,
+        args.name,
+        slots,
+        currency=args.currency,
+        callback_qr_id=args.callback_qr,
+        price_mode=args.price_mode,
+        vat_rate=args.vat,
+    )
 
     async def add() -> None:
         settings = CloudSettings.from_env()
@@ -171,18 +180,8 @@ def run_add_machine(args: argparse.Namespace) -> int:
         try:
             await upgrade_to_head(engine)
             async with transaction(session_factory(engine)) as db:
-                await upsert_machine(
-                    db,
-                    args.machine_id,
-                    args.name,
-                    slots,
-                    system_clock(),
-                    currency=args.currency,
-                    callback_qr_id=args.callback_qr,
-                    price_mode=args.price_mode,
-                    vat_rate=args.vat,
-                    tree=TopicTree(settings.mqtt.prefix),
-                )
+                tree = TopicTree(settings.mqtt.prefix)
+                await upsert_machine(db, spec, SystemClock().now(), tree)
         finally:
             await engine.dispose()
 

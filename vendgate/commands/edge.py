@@ -27,8 +27,21 @@ example:
 """
 
 
+DEFAULT_CONFIG = "/etc/vendgate/edge.env"
+CLAIM_DESCRIPTION = """\
+Trade the one-time claim code an operator created (POST /api/v1/machines/{id}/claim-code) for
+this machine's broker login, and write it to the agent's config file: VENDGATE_MACHINE_ID,
+VENDGATE_MQTT_URL, VENDGATE_MQTT_PASSWORD and VENDGATE_MQTT_PREFIX, readable by its owner only.
+Other lines in the file are kept. A code works once, for minutes; a second claim needs a new code.
+
+example:
+  vendgate edge claim --cloud https://vend.example.com --code 7KQ2M-XW9RT
+  vendgate edge --config /etc/vendgate/edge.env --serial /dev/ttyUSB0
+"""
+
+
 def register(subparsers: Any) -> None:
-    from vendgate.edge._config import add_arguments
+    from vendgate.edge import add_arguments
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "edge",
@@ -39,6 +52,40 @@ def register(subparsers: Any) -> None:
     )
     add_arguments(parser)
     parser.set_defaults(handler=run)
+    commands = parser.add_subparsers(dest="edge_command", metavar="claim")
+    claim = commands.add_parser(
+        "claim",
+        help="fetch this machine's broker login with a claim code and write the config file",
+        description=CLAIM_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    claim.add_argument("--cloud", required=True, metavar="URL", help="the cloud's public URL")
+    claim.add_argument("--code", required=True, help="the claim code the operator was given")
+    claim.add_argument(
+        "--config",
+        dest="claim_config",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help=f"the config file to write (mode 0600; default {DEFAULT_CONFIG})",
+    )
+    claim.set_defaults(handler=run_claim)
+
+
+def run_claim(args: argparse.Namespace) -> int:
+    """``vendgate edge claim``: one line on success or failure, never a traceback."""
+    from pathlib import Path
+
+    from vendgate.edge import ClaimError, claim
+
+    path = Path(args.claim_config)
+    try:
+        machine_id = claim(args.cloud, args.code, path)
+    except (ClaimError, OSError) as error:
+        print(f"vendgate edge claim: {error}", file=sys.stderr)
+        return 1
+    print(f"claimed machine {machine_id}; its broker login is in {path} (mode 0600)")
+    print(f"start it with: vendgate edge --config {path} --serial /dev/ttyUSB0")
+    return 0
 
 
 def run(args: argparse.Namespace, *, faults: Faults = no_faults) -> int:
