@@ -13,6 +13,7 @@
     ├── Forbidden               an API key without the route's scope (403)
     ├── Conflict                a change the resource's state refuses now (409)
     ├── InvalidInput            an operator's body or parameter out of bounds (422, names it)
+    ├── BrokerUnavailable       the broker refused or did not answer a login change (502)
     └── HttpRefusal             Litestar's own: no such route, method not allowed (404, 405, ...)
 """
 
@@ -120,6 +121,11 @@ class InvalidInput(VendgateError, ValueError):
     def __init__(self, detail: str, *, field: str) -> None:
         super().__init__(detail)
         self.field = field
+
+
+class BrokerUnavailable(VendgateError):
+    status_code = 502
+    title = "Broker unavailable"
 
 
 class InvalidPlanogram(VendgateError, ValueError):

@@ -1,5 +1,17 @@
 """Machines and their planogram, status and pings."""
 
+from ._fleet import (
+    BrokerLogin,
+    ClaimCodeView,
+    CreatedMachine,
+    Fleet,
+    FleetPolicy,
+    MachineBody,
+    MachinePage,
+    MachinePatch,
+    MachineView,
+    SlotBody,
+)
 from ._ping import Pings
 from ._service import (
     MachineSpec,
@@ -16,8 +28,18 @@ from ._service import (
 )
 
 __all__ = [
+    "BrokerLogin",
+    "ClaimCodeView",
+    "CreatedMachine",
+    "Fleet",
+    "FleetPolicy",
+    "MachineBody",
+    "MachinePage",
+    "MachinePatch",
     "MachineSpec",
+    "MachineView",
     "Pings",
+    "SlotBody",
     "SlotSpec",
     "get_machine",
     "has_open_vend",

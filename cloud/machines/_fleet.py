@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +25,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
-from vendgate.cloud.broker import BrokerAccounts
+from vendgate.cloud.broker import BrokerAccountError, BrokerAccounts
 from vendgate.cloud.clock import as_utc
 from vendgate.cloud.db import (
     ClaimCode,
@@ -37,7 +37,13 @@ from vendgate.cloud.db import (
     transaction,
 )
 from vendgate.cloud.digests import digest, matches, new_claim_code, new_secret, normal_claim_code
-from vendgate.cloud.errors import Conflict, InvalidInput, InvalidPlanogram, NotFound
+from vendgate.cloud.errors import (
+    BrokerUnavailable,
+    Conflict,
+    InvalidInput,
+    InvalidPlanogram,
+    NotFound,
+)
 from vendgate.protocol import Clock
 from vendgate.protocol.mqtt import MachineIdError, TopicTree, validate_machine_id
 
@@ -170,7 +176,7 @@ class Fleet:
             if await db.get(Machine, spec.machine_id) is not None:
                 raise Conflict(f"machine {spec.machine_id!r} exists (ids are never reused)")
         password = new_secret()
-        await self._accounts.add(spec.machine_id, password)
+        await self._broker(self._accounts.add(spec.machine_id, password))
         now = self._clock.now()
         try:
             async with transaction(self._sessions) as db:
@@ -231,7 +237,7 @@ class Fleet:
             machine.deleted_at, machine.disabled = self._clock.now(), True
             db.add(machine)
             await self._revoke_in(db, machine_id)
-        await self._accounts.remove(machine_id)
+        await self._broker(self._accounts.remove(machine_id))
 
     async def put_planogram(self, machine_id: str, slots: Sequence[SlotBody]) -> MachineView:
         """Replace the planogram; sessions already open keep the prices of their scan."""
@@ -258,8 +264,9 @@ class Fleet:
         async with transaction(self._sessions) as db:
             await self._live(db, machine_id)
         password = new_secret()
-        await self._accounts.set_password(machine_id, password)
-        await self._accounts.enable(machine_id)
+        # add: sets the password, and makes the account of a machine the broker never knew.
+        await self._broker(self._accounts.add(machine_id, password))
+        await self._broker(self._accounts.enable(machine_id))
         async with transaction(self._sessions) as db:
             await self._store_password(db, machine_id, password)
         return self._login(machine_id, password)
@@ -269,7 +276,7 @@ class Fleet:
         async with transaction(self._sessions) as db:
             await self._live(db, machine_id)
             await self._revoke_in(db, machine_id)
-        await self._accounts.disable(machine_id)
+        await self._broker(self._accounts.disable(machine_id))
 
     async def claim_code(self, machine_id: str) -> ClaimCodeView:
         """A one-time code a technician types on the machine (``vendgate edge claim``)."""
@@ -306,6 +313,12 @@ class Fleet:
         return machine.deleted_at is None and matches(password, row.digest)
 
     # -- helpers -------------------------------------------------------------------------
+
+    async def _broker(self, change: Awaitable[None]) -> None:
+        try:
+            await change
+        except BrokerAccountError as error:
+            raise BrokerUnavailable(f"the broker did not take the change: {error}") from None
 
     def _spec(self, body: MachineBody) -> MachineSpec:
         try:

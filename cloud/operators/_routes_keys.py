@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from ._auth import needs
 from ._keys import ApiKeys, KeyView, NewKey, Scope
@@ -23,7 +24,9 @@ class KeysController(Controller):
     opt = needs(Scope.ADMIN)
 
     @post("/", status_code=201)
-    async def create(self, api_keys: NamedDependency[ApiKeys], data: KeyRequest) -> NewKey:
+    async def create(
+        self, api_keys: NamedDependency[ApiKeys], data: JSONBody[KeyRequest]
+    ) -> NewKey:
         """A new key; ``key`` is in this answer only (the cloud keeps a digest of it)."""
         return await api_keys.create(data.name, data.scopes)
 
@@ -33,6 +36,6 @@ class KeysController(Controller):
         return await api_keys.list()
 
     @delete("/{key_id:str}", status_code=200)
-    async def revoke(self, key_id: str, api_keys: NamedDependency[ApiKeys]) -> KeyView:
+    async def revoke(self, key_id: FromPath[str], api_keys: NamedDependency[ApiKeys]) -> KeyView:
         """Revoke a key: it is refused from the next request on, on every replica."""
         return await api_keys.revoke(key_id)

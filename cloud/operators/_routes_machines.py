@@ -11,7 +11,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Router, delete, get, patch, post, put
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from vendgate.cloud.machines import (
     BrokerLogin,
@@ -29,7 +29,7 @@ from ._auth import needs
 from ._keys import Scope
 
 READ, WRITE = needs(Scope.READ), needs(Scope.MACHINES)
-MachineId = Annotated[str, Parameter(description="The machine's id (its MQTT username too)")]
+MachineId = FromPath[str]
 
 
 class MachinesController(Controller):
@@ -37,7 +37,9 @@ class MachinesController(Controller):
     tags = ["machines"]
 
     @post("/", opt=WRITE, status_code=201)
-    async def create(self, fleet: NamedDependency[Fleet], data: MachineBody) -> CreatedMachine:
+    async def create(
+        self, fleet: NamedDependency[Fleet], data: JSONBody[MachineBody]
+    ) -> CreatedMachine:
         """A new machine, its planogram and its broker login (the password is shown once)."""
         return await fleet.create(data)
 
@@ -63,7 +65,7 @@ class MachinesController(Controller):
 
     @patch("/{machine_id:str}", opt=WRITE)
     async def update(
-        self, fleet: NamedDependency[Fleet], machine_id: MachineId, data: MachinePatch
+        self, fleet: NamedDependency[Fleet], machine_id: MachineId, data: JSONBody[MachinePatch]
     ) -> MachineView:
         """Change the name, the location, or whether the machine sells (``disabled``)."""
         return await fleet.update(machine_id, data)
@@ -75,7 +77,7 @@ class MachinesController(Controller):
 
     @put("/{machine_id:str}/planogram", opt=WRITE)
     async def put_planogram(
-        self, fleet: NamedDependency[Fleet], machine_id: MachineId, data: list[SlotBody]
+        self, fleet: NamedDependency[Fleet], machine_id: MachineId, data: JSONBody[list[SlotBody]]
     ) -> MachineView:
         """Replace the whole planogram and send it to the machine (``cmd/config``).
 
@@ -106,7 +108,7 @@ class ClaimRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 @post("/claims", status_code=200, tags=["machines"], exclude_from_auth=True, security=[])
-async def claim(fleet: NamedDependency[Fleet], data: ClaimRequest) -> BrokerLogin:
+async def claim(fleet: NamedDependency[Fleet], data: JSONBody[ClaimRequest]) -> BrokerLogin:
     """Public: a technician's claim code, once, for the machine's broker login."""
     return await fleet.claim(data.code)
 

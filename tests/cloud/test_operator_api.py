@@ -143,7 +143,7 @@ async def test_a_key_without_the_routes_scope_is_403(
     response = await cloud.http.request(method, path, json=body, headers=await key(cloud, *others))
     assert scope.value in problem(response, 403)["detail"]
     response = await cloud.http.request(method, path, json=body, headers=await key(cloud, scope))
-    assert response.status_code < 400, response.text
+    assert response.status_code not in (401, 403), response.text  # (404: "nope" is no key)
 
 
 async def test_customer_pages_and_health_stay_public(cloud: Cloud) -> None:
@@ -256,7 +256,7 @@ async def test_creating_a_machine_twice_is_409(cloud: Cloud) -> None:
             {"slots": [{"item": 1, "name": "A", "price": 5}, {"item": 1, "name": "B", "price": 6}]},
             "slots[1].item",
         ),
-        ({"slots": [{"item": 1, "name": "A", "price": "5"}]}, "slots[0].price"),
+        ({"slots": [{"item": 1, "name": "A", "price": "five"}]}, "slots[0].price"),
         ({"slots": [{"item": 1, "name": "A", "price": 5, "colour": "red"}]}, "colour"),
     ],
 )
@@ -332,7 +332,8 @@ async def test_a_deleted_machine_is_gone_and_its_login_refused(
     login = (await create_machine(cloud))["mqtt"]
     write = await key(cloud, Scope.MACHINES)
     assert (await cloud.http.delete("/api/v1/machines/lobby-1", headers=write)).status_code == 204
-    problem(await cloud.http.get("/api/v1/machines/lobby-1", headers=write), 404)
+    read = await key(cloud, Scope.READ)
+    problem(await cloud.http.get("/api/v1/machines/lobby-1", headers=read), 404)
     assert not await cloud.app.state.fleet.authenticate("lobby-1", login["password"])
     assert accounts.removed == ["lobby-1"]
     # The id is never reused: its sales history keeps pointing at it.
@@ -347,7 +348,7 @@ async def test_the_planogram_is_replaced_and_sent_to_the_machine(cloud: Cloud) -
     )
     assert response.status_code == 200, response.text
     assert response.json()["reservation"] == 3000
-    async with transaction(cloud.app.state.sessions) as db:
+    async with transaction(cloud.parts.sessions) as db:
         query = select(OutboxCommand).where(OutboxCommand.machine_id == "lobby-1")
         rows = (await db.exec(query.order_by(col(OutboxCommand.created_at)))).all()
     configs = [Config.decode(row.payload) for row in rows if row.topic.endswith("/cmd/config")]
@@ -360,7 +361,8 @@ async def test_a_bad_planogram_is_422_and_changes_nothing(cloud: Cloud) -> None:
     bad = [{"item": 21, "name": "Kaffe", "price": 3000}, {"item": 22, "name": "", "price": 1}]
     response = await cloud.http.put("/api/v1/machines/lobby-1/planogram", json=bad, headers=write)
     assert problem(response, 422)["field"] == "slots[1].name"
-    shown = (await cloud.http.get("/api/v1/machines/lobby-1", headers=write)).json()
+    read = await key(cloud, Scope.READ)
+    shown = (await cloud.http.get("/api/v1/machines/lobby-1", headers=read)).json()
     assert [s["item"] for s in shown["slots"]] == [11, 12, 13]
 
 
