@@ -74,6 +74,9 @@ class MachineBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     price_mode: str = "planogram"
     vat_rate: int = 2500
     slots: list[SlotBody] = msgspec.field(default_factory=list)
+    # The machine's merchant-callback QR id (Vipps QR API), for machines customers check in to
+    # from the Vipps app instead of scanning our URL.
+    callback_qr_id: str | None = None
 
 
 class MachinePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -191,6 +194,15 @@ class Fleet:
         return CreatedMachine(
             machine=await self.get(spec.machine_id), mqtt=self._login(spec.machine_id, password)
         )
+
+    async def replace(self, body: MachineBody) -> MachineView:
+        """Create or replace a machine's description and planogram, keeping its login
+        (``vendgate cloud add-machine`` on an existing id); 404 if it does not exist."""
+        spec = self._spec(body)
+        async with transaction(self._sessions) as db:
+            await self._live(db, spec.machine_id)
+            machine = await upsert_machine(db, spec, self._clock.now(), self._tree)
+            return await self._view(db, machine)
 
     async def list(
         self,
@@ -330,9 +342,10 @@ class Fleet:
             name=_text("name", body.name, required=True),
             slots=self._slot_specs(body.slots),
             currency=_currency(body.currency),
-            price_mode=body.price_mode,
-            vat_rate=body.vat_rate,
+            price_mode=_price_mode(body.price_mode),
+            vat_rate=_vat_rate(body.vat_rate),
             location=_text("location", body.location, required=False),
+            callback_qr_id=body.callback_qr_id or None,
         )
 
     def _slot_specs(self, slots: Sequence[SlotBody]) -> list[SlotSpec]:
@@ -465,6 +478,21 @@ def _currency(value: str) -> str:
         raise InvalidInput(
             f"currency must be an ISO 4217 code such as NOK, got {value!r}", field="currency"
         )
+    return value
+
+
+def _price_mode(value: str) -> str:
+    if value not in ("planogram", "vmc"):
+        raise InvalidInput(
+            f"price_mode must be planogram or vmc, got {value!r}", field="price_mode"
+        )
+    return value
+
+
+def _vat_rate(value: int) -> int:
+    if not 0 <= value <= 10_000:
+        text = f"vat_rate must be 0..10000 (hundredths of a percent), got {value}"
+        raise InvalidInput(text, field="vat_rate")
     return value
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from ._auth import needs
 from ._keys import ApiKeys, KeyView, NewKey, Scope
