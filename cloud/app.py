@@ -303,10 +303,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def vipps(app: Litestar) -> AsyncIterator[None]:
         async with httpx.AsyncClient(transport=vipps_transport, timeout=VIPPS_TIMEOUT) as http:
-            app.state.vipps = VippsClient(settings.vipps, http)
+            # The app's clock drives token expiry and Retry-After too (one clock for the app).
+            app.state.vipps = VippsClient(settings.vipps, http, clock=the_clock)
             # The scan's create: one attempt, so a phone never waits through the retries.
             app.state.scan_vipps = VippsClient(
-                settings.vipps, http, retry=RetryPolicy(max_attempts=1)
+                settings.vipps, http, clock=the_clock, retry=RetryPolicy(max_attempts=1)
             )
             yield
 

@@ -1,5 +1,5 @@
 """Payments: the Vipps webhook endpoint (an adapter: a webhook is a hint for the vend service)."""
 
-from ._webhooks import CheckedIn, Webhooks, webhook_handler
+from ._webhooks import Webhooks, webhook_handler
 
-__all__ = ["CheckedIn", "Webhooks", "webhook_handler"]
+__all__ = ["Webhooks", "webhook_handler"]

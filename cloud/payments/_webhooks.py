@@ -36,6 +36,7 @@ from vendgate.cloud.vends import PaymentHinted, VendService
 from vendgate.cloud.vipps import (
     CHECKED_IN_EVENT,
     EPAYMENT_EVENTS,
+    CheckedIn,
     VippsClient,
     VippsError,
     WebhookEvent,
@@ -47,15 +48,6 @@ from vendgate.protocol import Clock
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class CheckedIn(msgspec.Struct, rename="camel", kw_only=True):
-    """``user.checked-in.v1``: a customer scanned a merchant-callback QR."""
-
-    customer_token: str
-    merchant_qr_id: str
-    msn: str | None = None
-    initiated_at: str | None = None
 
 
 class Ok(msgspec.Struct):
@@ -99,7 +91,7 @@ class Webhooks:
             verifier = WebhookVerifier(
                 secret,
                 self.url,
-                clock=lambda: self.clock.now().timestamp(),
+                clock=self.clock,
                 max_age=self.settings.max_age,
             )
             try:

@@ -1,4 +1,4 @@
-"""A Vipps MobilePay client: ePayment, Webhooks, QR merchant redirect, Order Management receipts.
+"""A Vipps MobilePay client: ePayment, Webhooks, QR (merchant redirect and callback), receipts.
 
 Usage::
 
@@ -33,13 +33,17 @@ from ._schemas import (
     Aggregate,
     Amount,
     BottomLine,
+    CallbackQrImageFormat,
     CancelRequest,
+    CheckedIn,
     CreatePaymentRequest,
     CreatePaymentResponse,
     Customer,
     CustomerInteraction,
     ExtraDetail,
     ForceApproveRequest,
+    MerchantCallbackQr,
+    MerchantCallbackQrRequest,
     MerchantRedirectQr,
     MerchantRedirectQrRequest,
     MerchantRedirectQrUpdate,
@@ -95,7 +99,9 @@ __all__ = [
     "Aggregate",
     "Amount",
     "BottomLine",
+    "CallbackQrImageFormat",
     "CancelRequest",
+    "CheckedIn",
     "CreatePaymentRequest",
     "CreatePaymentResponse",
     "Customer",
@@ -103,6 +109,8 @@ __all__ = [
     "EPaymentApi",
     "ExtraDetail",
     "ForceApproveRequest",
+    "MerchantCallbackQr",
+    "MerchantCallbackQrRequest",
     "MerchantCredentials",
     "MerchantRedirectQr",
     "MerchantRedirectQrRequest",

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 
 import httpx
 
-Clock = Callable[[], float]
+from vendgate.protocol import Clock
 
 
 @dataclass(frozen=True)
 class AccessToken:
     value: str
+    # On the clock's monotonic scale: a token lives ``expires_in`` seconds from its fetch,
+    # however the wall clock is stepped meanwhile.
     expires_at: float
 
 
@@ -40,7 +42,7 @@ class AccessTokenCache:
 
     def _fresh(self) -> AccessToken | None:
         token = self._token
-        if token is not None and self._clock() < token.expires_at - self._renew_before:
+        if token is not None and self._clock.monotonic() < token.expires_at - self._renew_before:
             return token
         return None
 

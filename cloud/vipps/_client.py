@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
+
+from vendgate.protocol import Clock
 
 from ._epayment import EPaymentApi
 from ._http import VippsHttp
 from ._qr import QrApi
 from ._receipts import OrderManagementApi
-from ._retry import Clock, RetryPolicy
+from ._retry import RetryPolicy
 from ._settings import VippsSettings
 from ._webhooks_api import WebhooksApi
 
@@ -20,8 +20,9 @@ class VippsClient:
 
     The ``httpx.AsyncClient`` is the transport seam: the default transport in production,
     ``httpx.ASGITransport(app=simulator)`` or a ``MockTransport`` in tests. The client does not
-    own it and never closes it. ``clock`` drives token expiry; ``retry`` (with its ``sleep``)
-    drives backoff, so tests need not wait.
+    own it and never closes it. ``clock`` (default ``SystemClock()``) drives token expiry and
+    reads ``Retry-After`` dates; ``retry`` (with its ``sleep``) drives backoff, so tests need
+    not wait.
     """
 
     def __init__(
@@ -29,7 +30,7 @@ class VippsClient:
         settings: VippsSettings,
         http: httpx.AsyncClient,
         *,
-        clock: Clock = time.time,
+        clock: Clock | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from typing import TypeVar
 
 import httpx
 import msgspec
 
+from vendgate.protocol import Clock, SystemClock
+
 from ._auth import AccessToken, AccessTokenCache, VippsBearerAuth
 from ._errors import VippsRequestInvalid, VippsResponseInvalid, error_from_response
-from ._retry import Clock, RetryPolicy, send_with_retry
+from ._retry import RetryPolicy, send_with_retry
 from ._schemas import AccessTokenResponse
 from ._settings import VippsSettings
 
@@ -40,15 +41,15 @@ class VippsHttp:
         settings: VippsSettings,
         http: httpx.AsyncClient,
         *,
-        clock: Clock = time.time,
+        clock: Clock | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
         self._base_url = settings.base_url.rstrip("/")
         self._http = http
-        self._clock = clock
+        self._clock = SystemClock() if clock is None else clock
         self._retry = retry or RetryPolicy()
-        self.tokens = AccessTokenCache(self._fetch_token, clock)
+        self.tokens = AccessTokenCache(self._fetch_token, self._clock)
         self._auth = VippsBearerAuth(self.tokens)
 
     def _system_headers(self) -> dict[str, str]:
@@ -124,7 +125,7 @@ class VippsHttp:
         # The token request changes nothing on the server, so it is always safe to repeat.
         response = await self._send(request, repeatable=True, auth=None)
         body = decode(response, AccessTokenResponse)
-        return AccessToken(body.access_token, self._clock() + float(body.expires_in))
+        return AccessToken(body.access_token, self._clock.monotonic() + float(body.expires_in))
 
 
 def decode(response: httpx.Response, type_: type[T]) -> T:

@@ -13,8 +13,11 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
+
+from vendgate.protocol import Clock
 
 from ._errors import (
     VippsTimeoutError,
@@ -26,7 +29,6 @@ from ._errors import (
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]
 
 # 429 and 423 mean "not processed, come back later": safe to repeat even without a key.
 NOT_PROCESSED_STATUSES = frozenset({423, 429})
@@ -48,7 +50,7 @@ class RetryPolicy:
         return self.rng.uniform(0, ceiling)
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date."""
     if not value:
         return None
@@ -59,7 +61,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - now)
+    if when.tzinfo is None:  # "-0000": UTC, of unknown origin
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 async def send_with_retry(
@@ -88,7 +92,7 @@ async def send_with_retry(
             continue
         if not _should_retry(response.status_code, repeatable):
             return response
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), clock())
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), clock.now())
         if last or (retry_after is not None and retry_after > policy.max_retry_after):
             raise error_from_response(response, retry_after)
         delay = max(retry_after or 0.0, policy.backoff(attempt))

@@ -19,6 +19,8 @@ PaymentEventName = Literal[
 UserFlow = Literal["PUSH_MESSAGE", "NATIVE_REDIRECT", "WEB_REDIRECT", "QR"]
 CustomerInteraction = Literal["CUSTOMER_PRESENT", "CUSTOMER_NOT_PRESENT"]
 QrImageFormat = Literal["image/png", "image/svg+xml", "image/*", "text/targetUrl"]
+# Merchant callback QRs pick their image by a query parameter instead of ``Accept``.
+CallbackQrImageFormat = Literal["PNG", "SVG"]
 ReceiptPaymentType = Literal["ECOM", "RECURRING"]
 
 
@@ -202,6 +204,36 @@ class MerchantRedirectQr(VippsBody):
     url: str
     redirect_url: str
     expires_in: int | None = None
+
+
+class MerchantCallbackQrRequest(VippsBody):
+    """``MerchantCallbackPutRequest``: shown in the app when the QR is scanned (max 36)."""
+
+    location_description: str
+
+
+class MerchantCallbackQr(VippsBody):
+    """A merchant callback QR: scanning it sends ``user.checked-in.v1``, never opens a URL."""
+
+    merchant_serial_number: str
+    merchant_qr_id: str
+    location_description: str
+    qr_image_url: str
+    qr_content: str
+
+
+class CheckedIn(VippsBody):
+    """The body of a ``user.checked-in.v1`` webhook: a customer scanned a merchant callback QR.
+
+    ``customer_token`` (valid 15 minutes) starts a payment for that customer
+    (``Customer(customer_token=...)``). Vipps documents all four fields; only the two a purchase
+    needs are required here, so a terse sender is not refused.
+    """
+
+    customer_token: str
+    merchant_qr_id: str
+    msn: str | None = None
+    initiated_at: str | None = None
 
 
 class UnitInfo(VippsBody):

@@ -17,9 +17,10 @@ import base64
 import email.utils
 import hashlib
 import hmac
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from urllib.parse import urlsplit
+
+from vendgate.protocol import Clock, SystemClock
 
 from ._errors import WebhookVerificationError
 
@@ -77,12 +78,12 @@ class WebhookVerifier:
         secret: str,
         url: str,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
         max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
         self._secret = secret
         self._url = url
-        self._clock = clock
+        self._clock = SystemClock() if clock is None else clock
         self._max_age = max_age
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
@@ -104,7 +105,7 @@ class WebhookVerifier:
             sent = email.utils.parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError) as exc:
             raise WebhookVerificationError(f"unreadable x-ms-date: {date!r}") from exc
-        age = self._clock() - sent
+        age = self._clock.now().timestamp() - sent
         if abs(age) > self._max_age:
             raise WebhookVerificationError(f"x-ms-date is {age:.0f}s away from now")
 

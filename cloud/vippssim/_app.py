@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from litestar import Litestar, Response
 from litestar.di import Provide
+
+from vendgate.protocol import Clock
 
 from ._fault_middleware import fault_injection
 from ._paths import CaseInsensitivePaths, route_templates
@@ -17,12 +18,8 @@ from ._problems import SimProblem
 from ._responses import AnyRequest, problem_response
 from ._routes_customer import CustomerController
 from ._routes_epayment import EPaymentController
-from ._routes_merchant import (
-    MerchantRedirectController,
-    WebhooksController,
-    access_token,
-    post_receipt,
-)
+from ._routes_merchant import WebhooksController, access_token, post_receipt
+from ._routes_qr import MerchantCallbackController, MerchantRedirectController
 from ._settings import SimSettings
 from ._simulator import VippsSimulator
 
@@ -30,7 +27,7 @@ from ._simulator import VippsSimulator
 def create_vipps_sim(
     settings: SimSettings | None = None,
     *,
-    clock: Callable[[], float] = time.time,
+    clock: Clock | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     webhook_http: httpx.AsyncClient | None = None,
 ) -> Litestar:
@@ -62,6 +59,7 @@ def create_vipps_sim(
             EPaymentController,
             WebhooksController,
             MerchantRedirectController,
+            MerchantCallbackController,
             post_receipt,
             CustomerController,
         ],

@@ -26,6 +26,7 @@ from vendgate.cloud.vipps import (
     ProfileResponse,
     WebhookEvent,
 )
+from vendgate.protocol import Clock
 
 from . import _ledger as ledger
 from ._idempotency import IdempotencyStore
@@ -87,8 +88,11 @@ def _integer_to_string(document: object, path: tuple[str, ...]) -> None:
 
 
 def _path_of(message: str) -> str | None:
-    match = re.search(r"at `\$\.?([^`]*)`", message)
-    return match.group(1) if match else None
+    """The field a msgspec error is about: ``$.a.b``, or a missing field's name under it."""
+    at = re.search(r"at `\$\.?([^`]*)`", message)
+    missing = re.search(r"missing required field `([^`]*)`", message)
+    path = [part for part in (at.group(1) if at else None, missing and missing.group(1)) if part]
+    return ".".join(path) or None
 
 
 @dataclass
@@ -101,7 +105,7 @@ class SimPayment:
 
 class PaymentService:
     def __init__(
-        self, msn: str, clock: Callable[[], float], expiry: Callable[[], float], sink: EventSink
+        self, msn: str, clock: Clock, expiry: Callable[[], float], sink: EventSink
     ) -> None:
         self._msn = msn
         self._clock = clock
@@ -113,6 +117,9 @@ class PaymentService:
         self._psp_counter = 3_343_121_300
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
 
     def _psp(self) -> str:
         self._psp_counter += 1
@@ -134,7 +141,7 @@ class PaymentService:
 
     def tick(self) -> None:
         """Expire every CREATED payment whose customer ran out of time."""
-        now = self._clock()
+        now = self._now()
         for payment in self._payments.values():
             event = ledger.expire_if_due(payment.ledger, now, self._psp)
             if event is not None:
@@ -146,6 +153,11 @@ class PaymentService:
         if payment is None:
             raise not_found(f"no payment with reference {reference}")
         return payment
+
+    def all(self) -> list[SimPayment]:
+        """Every payment created so far, oldest first."""
+        self.tick()
+        return list(self._payments.values())
 
     def by_token(self, token: str) -> SimPayment:
         reference = self._by_token.get(token)
@@ -174,7 +186,7 @@ class PaymentService:
         if request.reference in self._payments:
             detail = f"Reference {request.reference} already exists"
             raise SimProblem(409, "Conflict", detail, code="4150")
-        now = self._clock()
+        now = self._now()
         amount = request.amount
         expiry, psp = self._expiry(), self._psp()
         record = ledger.open_payment(
@@ -228,7 +240,7 @@ class PaymentService:
 
         def apply(payment: ledger.LedgerPayment, key: str) -> ledger.LedgerEvent:
             value = self._value(payment, amount)
-            return ledger.capture(payment, value, self._clock(), self._psp, key)
+            return ledger.capture(payment, value, self._now(), self._psp, key)
 
         return self._modify(reference, "capture", body, _required_key(key), "4010", apply)
 
@@ -237,7 +249,7 @@ class PaymentService:
 
         def apply(payment: ledger.LedgerPayment, key: str) -> ledger.LedgerEvent:
             value = self._value(payment, amount)
-            return ledger.refund(payment, value, self._clock(), self._psp, key)
+            return ledger.refund(payment, value, self._now(), self._psp, key)
 
         return self._modify(reference, "refund", body, _required_key(key), "4150", apply)
 
@@ -246,7 +258,7 @@ class PaymentService:
         only = bool(request.cancel_transaction_only)
 
         def apply(payment: ledger.LedgerPayment, key: str) -> ledger.LedgerEvent:
-            return ledger.cancel(payment, only, self._clock(), self._psp, key)
+            return ledger.cancel(payment, only, self._now(), self._psp, key)
 
         # Cancel takes an optional key in v1.8.1; without one every call is a new attempt.
         key = key or f"sim-cancel-{secrets.token_hex(8)}"
@@ -297,7 +309,7 @@ class PaymentService:
     ) -> None:
         self.tick()
         try:
-            event = act(payment.ledger, self._clock(), self._psp)
+            event = act(payment.ledger, self._now(), self._psp)
         except ledger.RuleViolation as rule:
             raise SimProblem(rule.status, rule.title, rule.detail, code=rule.code) from rule
         self._emit(payment, event)

@@ -1,10 +1,11 @@
-"""Merchant redirect QR codes: the store, and their images (PNG or SVG) made with ``qrcode``."""
+"""QR codes: merchant redirect and merchant callback stores, and images made with ``qrcode``."""
 
 from __future__ import annotations
 
 import io
 import re
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import qrcode
 import qrcode.image.svg
@@ -15,6 +16,31 @@ QR_ID = re.compile(r"^[-_+%æøåÆØÅ\w\s]{1,128}$")
 HTTPS_TARGET = re.compile(r"^https:\/\/[\w\.]+([\w#!:.?+=&%@\-\/]+)?$")
 HTTP_TARGET = re.compile(r"^https?:\/\/[\w\.]+([\w#!:.?+=&%@\-\/]+)?$")
 DEFAULT_PNG_SIZE = 1024
+LOCATION_DESCRIPTION_MAX = 36
+
+Q = TypeVar("Q")
+
+
+class QrStore(Generic[Q]):
+    """The QR codes of one kind by id: what every kind can do."""
+
+    kind = "QR"
+
+    def __init__(self) -> None:
+        self._codes: dict[str, Q] = {}
+
+    def get(self, qr_id: str) -> Q:
+        qr = self._codes.get(qr_id)
+        if qr is None:
+            raise not_found(f"no {self.kind} with id {qr_id}", style="qr")
+        return qr
+
+    def all(self) -> list[Q]:
+        return list(self._codes.values())
+
+    def delete(self, qr_id: str) -> None:
+        self.get(qr_id)
+        del self._codes[qr_id]
 
 
 @dataclass
@@ -31,10 +57,12 @@ class RedirectQr:
         return max(0, int(self.created_at + self.ttl - now))
 
 
-class RedirectQrStore:
+class RedirectQrStore(QrStore[RedirectQr]):
+    kind = "merchant redirect QR"
+
     def __init__(self, require_https: bool) -> None:
+        super().__init__()
         self._target = HTTPS_TARGET if require_https else HTTP_TARGET
-        self._codes: dict[str, RedirectQr] = {}
 
     def check_target(self, url: str) -> None:
         if not self._target.fullmatch(url):
@@ -56,24 +84,36 @@ class RedirectQrStore:
         qr = self._codes[qr_id] = RedirectQr(qr_id, url, ttl, now)
         return qr
 
-    def get(self, qr_id: str) -> RedirectQr:
-        qr = self._codes.get(qr_id)
-        if qr is None:
-            raise not_found(f"no merchant redirect QR with id {qr_id}", style="qr")
-        return qr
-
-    def all(self) -> list[RedirectQr]:
-        return list(self._codes.values())
-
     def update(self, qr_id: str, url: str) -> RedirectQr:
         qr = self.get(qr_id)
         self.check_target(url)
         qr.redirect_url = url
         return qr
 
-    def delete(self, qr_id: str) -> None:
-        self.get(qr_id)
-        del self._codes[qr_id]
+
+@dataclass
+class CallbackQr:
+    id: str
+    location_description: str
+
+
+class CallbackQrStore(QrStore[CallbackQr]):
+    """Merchant callback QRs by ``merchantQrId``; a PUT creates one or changes its location."""
+
+    kind = "merchant callback QR"
+
+    def put(self, qr_id: str, location_description: str) -> CallbackQr:
+        if len(location_description) > LOCATION_DESCRIPTION_MAX:
+            raise bad_request(
+                f"locationDescription must be at most {LOCATION_DESCRIPTION_MAX} characters",
+                field_name="LocationDescription",
+                style="qr",
+            )
+        qr = self._codes.get(qr_id)
+        if qr is None:
+            qr = self._codes[qr_id] = CallbackQr(qr_id, location_description)
+        qr.location_description = location_description  # the last PUT decides
+        return qr
 
 
 def png(content: str, size: int = DEFAULT_PNG_SIZE) -> bytes:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from vendgate.protocol import Clock
+
 from ._faults import FaultSettings
 from ._signing import vipps_signature_headers
 
@@ -85,7 +87,7 @@ class WebhookDispatcher:
         *,
         retry_delays: tuple[float, ...],
         timeout: float,
-        clock: Callable[[], float],
+        clock: Clock,
         sleep: Sleep = asyncio.sleep,
         http: httpx.AsyncClient | None = None,
     ) -> None:
@@ -148,7 +150,7 @@ class WebhookDispatcher:
         record, registration = pending.record, pending.registration
         record.attempts += 1
         headers = vipps_signature_headers(
-            registration.secret, registration.url, pending.body, self._clock()
+            registration.secret, registration.url, pending.body, self._clock.now().timestamp()
         )
         try:
             response = await self._client().post(

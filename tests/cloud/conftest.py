@@ -1,4 +1,4 @@
-"""Fixtures for the Vipps client and simulator tests: a fake clock, no real sleeping, and a
+"""Fixtures for the Vipps client and simulator tests: a manual clock, no real sleeping, and a
 client wired to the simulator in process (``httpx.ASGITransport``); and the purchase-flow
 tiers (``tier``, ``fresh_postgres``)."""
 
@@ -12,19 +12,20 @@ import pytest
 from flow_tiers import Tier, tier_for
 from litestar import Litestar
 from support.postgres import create_database, drop_database
-from vipps_support import SIM_BASE_URL, FakeClock, WebhookReceiver
+from vipps_support import CLOCK_START, SIM_BASE_URL, WebhookReceiver
 
 from vendgate.cloud.vipps import RetryPolicy, VippsClient, VippsSettings
 from vendgate.cloud.vippssim import SimSettings, VippsSimulator, create_vipps_sim
+from vendgate.protocol import ManualClock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(CLOCK_START)
 
 
 @pytest.fixture
-def retry(clock: FakeClock) -> RetryPolicy:
+def retry(clock: ManualClock) -> RetryPolicy:
     return RetryPolicy(sleep=clock.sleep)
 
 
@@ -40,7 +41,7 @@ def receiver() -> WebhookReceiver:
 
 @pytest.fixture
 async def sim_app(
-    sim_settings: SimSettings, clock: FakeClock, receiver: WebhookReceiver
+    sim_settings: SimSettings, clock: ManualClock, receiver: WebhookReceiver
 ) -> AsyncIterator[Litestar]:
     webhook_http = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
     app = create_vipps_sim(sim_settings, clock=clock, sleep=clock.sleep, webhook_http=webhook_http)
@@ -63,7 +64,7 @@ async def sim_http(sim_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def vipps(sim_http: httpx.AsyncClient, clock: FakeClock, retry: RetryPolicy) -> VippsClient:
+def vipps(sim_http: httpx.AsyncClient, clock: ManualClock, retry: RetryPolicy) -> VippsClient:
     return VippsClient(VippsSettings(base_url=SIM_BASE_URL), sim_http, clock=clock, retry=retry)
 
 

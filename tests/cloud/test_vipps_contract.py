@@ -20,7 +20,7 @@ import pytest
 from litestar import Litestar
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
-from vipps_support import SIM_BASE_URL, FakeClock, vend_payment
+from vipps_support import SIM_BASE_URL, vend_payment
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from vendgate.cloud.vipps import (
@@ -34,6 +34,7 @@ from vendgate.cloud.vipps import (
     VippsClient,
     VippsSettings,
 )
+from vendgate.protocol import ManualClock
 
 SPECS = Path(__file__).parent / "vipps-specs"
 SPEC_BY_PREFIX = {
@@ -147,7 +148,7 @@ def contract(sim_app: Litestar) -> ContractTransport:
 
 @pytest.fixture
 async def checked_vipps(
-    contract: ContractTransport, clock: FakeClock, retry: RetryPolicy
+    contract: ContractTransport, clock: ManualClock, retry: RetryPolicy
 ) -> VippsClient:
     http = httpx.AsyncClient(transport=contract)
     return VippsClient(VippsSettings(base_url=SIM_BASE_URL), http, clock=clock, retry=retry)
@@ -238,6 +239,21 @@ async def exercise_qr(vipps: VippsClient, contract: ContractTransport) -> None:
     await expect_error(404, vipps.qr.get_redirect("machine-7"))
 
 
+async def exercise_callback_qr(vipps: VippsClient, contract: ContractTransport) -> None:
+    await vipps.qr.put_callback("machine-7", "Kasse 1")
+    await vipps.qr.put_callback("machine-7", "Kasse 2")  # an update: the same 200
+    await vipps.qr.get_callback("machine-7", image_format="PNG", size=300)
+    await vipps.qr.list_callbacks()
+    assert (await vipps.qr.callback_image("machine-7")).startswith(b"\x89PNG")
+    with contract.invalid_request_on_purpose():
+        path = "/qr/v1/merchant-callback/machine-7"
+        await expect_error(400, vipps.http.call("PUT", path, body={"locationDescription": 36}))
+        await expect_error(400, vipps.http.call("GET", path, params={"QrImageFormat": "GIF"}))
+    await vipps.qr.delete_callback("machine-7")
+    await expect_error(404, vipps.qr.get_callback("machine-7"))
+    await expect_error(404, vipps.qr.delete_callback("machine-7"))
+
+
 async def exercise_receipts(vipps: VippsClient) -> None:
     receipt_id = await vipps.order_management.post_receipt("vend-contract-0001", receipt(1500))
     assert receipt_id
@@ -271,6 +287,14 @@ EXPECTED = {
     ("GET", "/qr/v1/merchant-redirect/machine-7", 404),
     ("PUT", "/qr/v1/merchant-redirect/machine-7", 200),
     ("DELETE", "/qr/v1/merchant-redirect/machine-7", 200),
+    ("PUT", "/qr/v1/merchant-callback/machine-7", 200),
+    ("PUT", "/qr/v1/merchant-callback/machine-7", 400),
+    ("GET", "/qr/v1/merchant-callback", 200),
+    ("GET", "/qr/v1/merchant-callback/machine-7", 200),
+    ("GET", "/qr/v1/merchant-callback/machine-7", 400),
+    ("GET", "/qr/v1/merchant-callback/machine-7", 404),
+    ("DELETE", "/qr/v1/merchant-callback/machine-7", 200),
+    ("DELETE", "/qr/v1/merchant-callback/machine-7", 404),
     ("POST", "/order-management/v2/ECOM/receipts/vend-contract-0001", 201),
     ("POST", "/order-management/v2/ECOM/receipts/vend-contract-0001", 409),
 }
@@ -282,6 +306,7 @@ async def test_every_operation_conforms_to_the_official_specs(
     await exercise_epayment(checked_vipps)
     await exercise_webhooks(checked_vipps)
     await exercise_qr(checked_vipps, contract)
+    await exercise_callback_qr(checked_vipps, contract)
     await exercise_receipts(checked_vipps)
 
     violations = [

@@ -1,6 +1,6 @@
 """Real HTTP: ``vendgate vipps-sim`` as a subprocess on a loopback port, the client over TCP,
-the customer's phone through the landing page, and signed webhooks delivered to a real local
-HTTP receiver (uvicorn) and verified there."""
+the customer's phone through the landing page or a callback QR's check-in page, and signed
+webhooks delivered to a real local HTTP receiver (uvicorn) and verified there."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ import uvicorn
 from vipps_support import vend_payment
 
 from vendgate.cloud.vipps import (
+    CHECKED_IN_EVENT,
     EPAYMENT_EVENTS,
     Amount,
+    CheckedIn,
     RetryPolicy,
     VippsClient,
     VippsSettings,
@@ -146,3 +148,27 @@ async def test_qr_sticker_scan_follows_the_current_target(vipps_sim_url: str) ->
         assert scan.status_code == 302
         assert scan.headers["location"] == "https://pay.example.com/m/moved"
         assert (await vipps.qr.redirect_image("machine-1", size=200)).startswith(b"\x89PNG")
+
+
+async def test_callback_qr_check_in_over_real_http(vipps_sim_url: str) -> None:
+    receiver = Receiver()
+    async with serving(receiver) as hook_base, httpx.AsyncClient(timeout=5) as http:
+        vipps = VippsClient(live_settings(vipps_sim_url), http)
+        hook_url = f"{hook_base}/vipps/webhooks"
+        registration = await vipps.webhooks.register(hook_url, [CHECKED_IN_EVENT])
+        await vipps.qr.put_callback("machine-live-1", "Kiosk")
+        sticker = await vipps.qr.get_callback("machine-live-1")
+        assert (await vipps.qr.callback_image("machine-live-1")).startswith(b"\x89PNG")
+
+        page = await http.get(sticker.qr_content)  # the phone reads the sticker ...
+        assert "Kiosk" in page.text
+        pressed = await http.post(page.url.join("/sim/callback-qr/machine-live-1/check-in"))
+        assert pressed.status_code == 200  # ... and checks in
+        await wait_for(receiver, 1)
+        await vipps.webhooks.delete(registration.id)
+    [(path, headers, body)] = receiver.received
+    assert path == "/vipps/webhooks"
+    WebhookVerifier(registration.secret, hook_url).verify(headers, body)
+    event = msgspec.json.decode(body, type=CheckedIn)
+    assert (event.merchant_qr_id, event.msn) == ("machine-live-1", "654321")
+    assert event.customer_token == pressed.json()["customerToken"]

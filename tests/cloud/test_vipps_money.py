@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from vipps_support import FakeClock, vend_payment
+from vipps_support import vend_payment
 
 from vendgate.cloud.vipps import Amount, VippsApiError, VippsClient, VippsConflict
-from vendgate.cloud.vippssim import LedgerPayment, RuleViolation, VippsSimulator
-from vendgate.cloud.vippssim import _ledger as ledger
+from vendgate.cloud.vippssim import LedgerPayment, RuleViolation, VippsSimulator, ledger
+from vendgate.protocol import ManualClock
 
 
 def nok(value: int) -> Amount:
@@ -154,13 +154,13 @@ async def test_refund_up_to_the_captured_amount(vipps: VippsClient, sim: VippsSi
 
 
 async def test_unapproved_payment_expires(
-    vipps: VippsClient, sim: VippsSimulator, clock: FakeClock
+    vipps: VippsClient, sim: VippsSimulator, clock: ManualClock
 ) -> None:
     sim.settings.payment_expiry = 300
     await vipps.epayment.create_payment(vend_payment("vend-money-0012"), idempotency_key="m12")
-    clock.now += 299
+    clock.advance(299)
     assert (await vipps.epayment.get_payment("vend-money-0012")).state == "CREATED"
-    clock.now += 1
+    clock.advance(1)
     assert (await vipps.epayment.get_payment("vend-money-0012")).state == "EXPIRED"
     events = [e.name for e in await vipps.epayment.get_events("vend-money-0012")]
     assert events == ["CREATED", "EXPIRED"]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import msgspec
 import pytest
-from vipps_support import SIM_BASE_URL, FakeClock, vend_payment
+from vipps_support import SIM_BASE_URL, vend_payment
 
 from vendgate.cloud.vipps import (
     Amount,
@@ -23,6 +23,7 @@ from vendgate.cloud.vipps import (
     VippsUnauthorized,
 )
 from vendgate.cloud.vippssim import VippsSimulator
+from vendgate.protocol import ManualClock
 
 TOKEN_BODY = {
     "token_type": "Bearer",
@@ -77,7 +78,7 @@ class ScriptedVipps:
         return answer
 
 
-def scripted_client(script: ScriptedVipps, clock: FakeClock) -> VippsClient:
+def scripted_client(script: ScriptedVipps, clock: ManualClock) -> VippsClient:
     http = httpx.AsyncClient(transport=httpx.MockTransport(script))
     policy = RetryPolicy(sleep=clock.sleep, max_attempts=4)
     return VippsClient(VippsSettings(base_url=SIM_BASE_URL), http, clock=clock, retry=policy)
@@ -113,7 +114,7 @@ async def capture(vipps: VippsClient) -> object:
     ids=["500", "503", "423", "429", "timeout", "connect"],
 )
 async def test_retryable_failures_are_retried_with_the_same_key(
-    failure: httpx.Response | Exception, clock: FakeClock
+    failure: httpx.Response | Exception, clock: ManualClock
 ) -> None:
     script = ScriptedVipps(failure, failure)
     await capture(scripted_client(script, clock))
@@ -125,19 +126,19 @@ async def test_retryable_failures_are_retried_with_the_same_key(
     assert len(clock.sleeps) == 2
 
 
-async def test_retry_after_is_honoured(clock: FakeClock) -> None:
+async def test_retry_after_is_honoured(clock: ManualClock) -> None:
     script = ScriptedVipps(problem(429, **{"Retry-After": "7"}))
     await capture(scripted_client(script, clock))
     assert clock.sleeps == [7.0]
 
 
-async def test_backoff_grows_with_full_jitter(clock: FakeClock) -> None:
+async def test_backoff_grows_with_full_jitter(clock: ManualClock) -> None:
     policy = RetryPolicy(base_delay=1.0, max_delay=8.0)
     for attempt, ceiling in ((1, 2.0), (2, 4.0), (3, 8.0), (6, 8.0)):
         assert all(0 <= policy.backoff(attempt) <= ceiling for _ in range(50))
 
 
-async def test_a_no_is_not_retried(clock: FakeClock) -> None:
+async def test_a_no_is_not_retried(clock: ManualClock) -> None:
     script = ScriptedVipps(problem(400, "6090"))
     with pytest.raises(VippsBadRequest) as info:
         await capture(scripted_client(script, clock))
@@ -150,7 +151,7 @@ async def test_a_no_is_not_retried(clock: FakeClock) -> None:
     assert clock.sleeps == []
 
 
-async def test_giving_up_raises_the_last_answer(clock: FakeClock) -> None:
+async def test_giving_up_raises_the_last_answer(clock: ManualClock) -> None:
     script = ScriptedVipps(*[problem(502)] * 4)
     with pytest.raises(VippsRetryableApiError) as info:
         await capture(scripted_client(script, clock))
@@ -158,13 +159,13 @@ async def test_giving_up_raises_the_last_answer(clock: FakeClock) -> None:
     assert len(script.requests) == 4
 
 
-async def test_timeouts_surface_as_timeout_errors(clock: FakeClock) -> None:
+async def test_timeouts_surface_as_timeout_errors(clock: ManualClock) -> None:
     script = ScriptedVipps(*[httpx.ReadTimeout("slow")] * 4)
     with pytest.raises(VippsTimeoutError):
         await capture(scripted_client(script, clock))
 
 
-async def test_post_without_key_is_retried_only_when_not_processed(clock: FakeClock) -> None:
+async def test_post_without_key_is_retried_only_when_not_processed(clock: ManualClock) -> None:
     registered = httpx.Response(
         201, json={"id": "6d1c3c64-9b5c-4f4c-9f0d-2b7b0b1f6f00", "secret": "s"}
     )
@@ -178,7 +179,7 @@ async def test_post_without_key_is_retried_only_when_not_processed(clock: FakeCl
     assert len(script.requests) == 1
 
 
-async def test_every_request_carries_the_required_headers(clock: FakeClock) -> None:
+async def test_every_request_carries_the_required_headers(clock: ManualClock) -> None:
     script = ScriptedVipps()
     await capture(scripted_client(script, clock))
     headers = script.requests[0].headers
@@ -195,7 +196,7 @@ async def test_every_request_carries_the_required_headers(clock: FakeClock) -> N
 
 
 @pytest.mark.parametrize("key", ["", "x" * 51, "has space", "æøå"])
-async def test_idempotency_key_is_validated(key: str, clock: FakeClock) -> None:
+async def test_idempotency_key_is_validated(key: str, clock: ManualClock) -> None:
     script = ScriptedVipps()
     with pytest.raises(VippsRequestInvalid):
         await scripted_client(script, clock).epayment.capture(
@@ -205,7 +206,7 @@ async def test_idempotency_key_is_validated(key: str, clock: FakeClock) -> None:
 
 
 @pytest.mark.parametrize("reference", ["short", "has space-123", "x" * 51])
-async def test_reference_is_validated(reference: str, clock: FakeClock) -> None:
+async def test_reference_is_validated(reference: str, clock: ManualClock) -> None:
     with pytest.raises(VippsRequestInvalid):
         await scripted_client(ScriptedVipps(), clock).epayment.create_payment(
             vend_payment(reference), idempotency_key="k"
@@ -215,27 +216,27 @@ async def test_reference_is_validated(reference: str, clock: FakeClock) -> None:
 # -- the access token ----------------------------------------------------------------------
 
 
-async def test_one_token_fetch_for_concurrent_calls(clock: FakeClock) -> None:
+async def test_one_token_fetch_for_concurrent_calls(clock: ManualClock) -> None:
     script = ScriptedVipps()
     vipps = scripted_client(script, clock)
     await asyncio.gather(*(vipps.epayment.get_payment("vend-retry-0001") for _ in range(10)))
     assert script.token_calls == 1
 
 
-async def test_token_is_renewed_before_it_expires(clock: FakeClock) -> None:
+async def test_token_is_renewed_before_it_expires(clock: ManualClock) -> None:
     script = ScriptedVipps()
     vipps = scripted_client(script, clock)
     await vipps.epayment.get_payment("vend-retry-0001")
-    clock.now += 3600 - 301
+    clock.advance(3600 - 301)
     await vipps.epayment.get_payment("vend-retry-0001")
     assert script.token_calls == 1
-    clock.now += 2
+    clock.advance(2)
     await vipps.epayment.get_payment("vend-retry-0001")
     assert script.token_calls == 2
     assert script.requests[-1].headers["Authorization"] == "Bearer tok-2"
 
 
-async def test_a_401_renews_the_token_once(clock: FakeClock) -> None:
+async def test_a_401_renews_the_token_once(clock: ManualClock) -> None:
     script = ScriptedVipps(httpx.Response(401, json={"statusCode": 401, "message": "expired"}))
     vipps = scripted_client(script, clock)
     await vipps.epayment.get_payment("vend-retry-0001")
@@ -290,7 +291,7 @@ async def test_retries_through_injected_faults_end_in_one_effect(
 
 
 async def test_simulator_latency_uses_the_injected_sleep(
-    vipps: VippsClient, sim: VippsSimulator, clock: FakeClock
+    vipps: VippsClient, sim: VippsSimulator, clock: ManualClock
 ) -> None:
     sim.faults.latency = 0.25
     await vipps.webhooks.list()
@@ -328,7 +329,7 @@ async def test_simulator_refuses_bad_credentials(
 
 
 async def test_simulator_refuses_wrong_client_secret(
-    sim_http: httpx.AsyncClient, clock: FakeClock
+    sim_http: httpx.AsyncClient, clock: ManualClock
 ) -> None:
     settings = VippsSettings(base_url=SIM_BASE_URL)
     creds = settings.credentials.__class__(client_secret="wrong")
@@ -340,7 +341,7 @@ async def test_simulator_refuses_wrong_client_secret(
 
 
 async def test_simulator_tokens_expire(
-    vipps: VippsClient, sim: VippsSimulator, clock: FakeClock
+    vipps: VippsClient, sim: VippsSimulator, clock: ManualClock
 ) -> None:
     await vipps.webhooks.list()
     sim.tokens.revoke_all()  # as if the hour had passed on Vipps' side only

@@ -12,8 +12,7 @@ import httpx
 import msgspec
 
 from vendgate.cloud.vipps import MerchantCredentials
-from vendgate.cloud.vippssim import VippsSimulator
-from vendgate.cloud.vippssim._paths import canonical_path, route_templates
+from vendgate.cloud.vippssim import VippsSimulator, canonical_path, route_templates
 
 MERCHANT = MerchantCredentials()
 

@@ -3,9 +3,11 @@ deliveries: signed like Vipps, after the state change, retried, in order per pay
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import msgspec
 import pytest
-from vipps_support import FakeClock, WebhookReceiver, vend_payment
+from vipps_support import WebhookReceiver, vend_payment
 
 from vendgate.cloud.vipps import (
     EPAYMENT_EVENTS,
@@ -19,6 +21,7 @@ from vendgate.cloud.vipps import (
     string_to_sign,
 )
 from vendgate.cloud.vippssim import VippsSimulator, vipps_signature_headers
+from vendgate.protocol import ManualClock
 
 # The worked example of Vipps' "Webhooks API: request authentication" page.
 SECRET = "A0+AeKBRG2KRGvnNwJpQlb6IJFk48CKXCIcrLoHncVJKDILsQSxS6NWCccwWm6r6FhGKhiHTBsG2wo/xU6FY/A=="
@@ -49,7 +52,7 @@ def test_simulator_signer_reproduces_the_official_vector() -> None:
 
 
 def verifier(now: float = DATE_EPOCH + 30, secret: str = SECRET, url: str = URL) -> WebhookVerifier:
-    return WebhookVerifier(secret, url, clock=lambda: now)
+    return WebhookVerifier(secret, url, clock=ManualClock(datetime.fromtimestamp(now, UTC)))
 
 
 def official_headers() -> dict[str, str]:
@@ -121,7 +124,7 @@ async def settle_one(vipps: VippsClient, sim: VippsSimulator, ref: str) -> None:
 
 
 async def test_simulator_webhooks_pass_the_client_verifier(
-    vipps: VippsClient, sim: VippsSimulator, receiver: WebhookReceiver, clock: FakeClock
+    vipps: VippsClient, sim: VippsSimulator, receiver: WebhookReceiver, clock: ManualClock
 ) -> None:
     url = "https://pay.example.com/vipps/hook?r=1"
     secret = await register(vipps, url)
@@ -154,7 +157,7 @@ async def test_webhook_is_sent_after_the_state_change(
 
 
 async def test_failed_delivery_is_retried_with_backoff_and_blocks_later_events(
-    vipps: VippsClient, sim: VippsSimulator, receiver: WebhookReceiver, clock: FakeClock
+    vipps: VippsClient, sim: VippsSimulator, receiver: WebhookReceiver, clock: ManualClock
 ) -> None:
     await register(vipps)
     receiver.statuses = [500, 503]  # CREATED fails twice, then everything succeeds

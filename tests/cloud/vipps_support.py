@@ -1,8 +1,10 @@
-"""Helpers shared by the Vipps tests: a fake clock, an in-memory webhook endpoint, a payment."""
+"""Helpers shared by the Vipps tests: where the clock starts, an in-memory webhook endpoint, a
+payment."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import msgspec
@@ -12,19 +14,8 @@ from vendgate.cloud.vipps import Amount, CreatePaymentRequest, PaymentMethod
 SIM_BASE_URL = "https://apitest.vipps.no"  # the client cannot tell the simulator from Vipps
 
 
-class FakeClock:
-    """Wall-clock seconds that move only when a test (or a fake sleep) says so."""
-
-    def __init__(self, now: float = 1_780_000_000.0) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+# Where the tests' ManualClock starts: a fixed instant, so signed dates repeat from run to run.
+CLOCK_START = datetime.fromtimestamp(1_780_000_000, UTC)
 
 
 class WebhookReceiver:

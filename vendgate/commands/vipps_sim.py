@@ -119,6 +119,7 @@ async def serve(sock: socket.socket, settings: Any) -> int:
     import uvicorn
 
     from vendgate.cloud.vippssim import create_vipps_sim
+    from vendgate.protocol import SystemClock
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -129,7 +130,8 @@ async def serve(sock: socket.socket, settings: Any) -> int:
 
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    config = uvicorn.Config(create_vipps_sim(settings), log_level="warning", lifespan="on")
+    app = create_vipps_sim(settings, clock=SystemClock())
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     server = Server(config)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
