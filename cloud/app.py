@@ -51,7 +51,7 @@ from .customer import (
 )
 from .errors import HttpRefusal, InvalidInput, VendgateError
 from .faults import Faults, no_faults
-from .machines import Fleet, FleetPolicy
+from .machines import Fleet, FleetPolicy, Stickers
 from .mqtt import MessageHandler, MqttLink, OutboxPublisher
 from .operators import COMPONENTS, ApiKeys, operator_routers
 from .payments import Webhooks, webhook_handler
@@ -109,6 +109,7 @@ class CloudParts:
     outbox: asyncio.Event
     api_keys: ApiKeys
     fleet: Fleet
+    stickers: Stickers
     link: MqttLink | None = None  # None: the app runs no MQTT (settings.run_mqtt)
     publisher: OutboxPublisher | None = None
 
@@ -179,6 +180,7 @@ def build_parts(
     return CloudParts(
         api_keys=ApiKeys(sessions, clock),
         fleet=Fleet(sessions, clock, tree, broker_accounts, policy),
+        stickers=Stickers(sessions, executor.vipps, settings.public_url),
         settings=settings,
         sessions=sessions,
         clock=clock,
@@ -328,6 +330,7 @@ def create_app(
         app.state.parts = built
         # The operator API's authentication middleware and providers look here.
         app.state.api_keys, app.state.fleet = built.api_keys, built.fleet
+        app.state.stickers = built.stickers
         await built.webhooks.ensure_registered(app.state.vipps)
         yield
 

@@ -26,6 +26,7 @@ from ._service import (
     upsert_machine,
     validate_planogram,
 )
+from ._stickers import Stickers
 
 __all__ = [
     "BrokerLogin",
@@ -41,6 +42,7 @@ __all__ = [
     "Pings",
     "SlotBody",
     "SlotSpec",
+    "Stickers",
     "get_machine",
     "has_open_vend",
     "planogram_config",

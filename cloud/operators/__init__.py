@@ -12,12 +12,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 
-from vendgate.cloud.machines import Fleet
+from vendgate.cloud.machines import Fleet, Stickers
 
 from ._auth import COMPONENTS, SECURITY, ApiKeyAuth, scope_guard
 from ._keys import ApiKeys, KeyView, NewKey, Operator, Scope, parse_scopes
 from ._routes_keys import KeysController
-from ._routes_machines import MachinesController, public_router
+from ._routes_machines import MachinesController, public_router, sticker_sheet
 
 __all__ = [
     "COMPONENTS",
@@ -41,14 +41,20 @@ def _fleet(state: State) -> Fleet:
     return fleet
 
 
+def _stickers(state: State) -> Stickers:
+    stickers: Stickers = state.stickers
+    return stickers
+
+
 def operator_routers() -> list[Router]:
     dependencies = {
         "api_keys": Provide(_api_keys, sync_to_thread=False),
         "fleet": Provide(_fleet, sync_to_thread=False),
+        "stickers": Provide(_stickers, sync_to_thread=False),
     }
     authenticated = Router(
         path="/api/v1",
-        route_handlers=[KeysController, MachinesController],
+        route_handlers=[KeysController, MachinesController, sticker_sheet],
         middleware=[DefineMiddleware(ApiKeyAuth)],
         guards=[scope_guard],
         security=SECURITY,

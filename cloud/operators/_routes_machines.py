@@ -6,10 +6,10 @@ structs: a wrong type or an unknown field is a 422 naming it, as is a value out 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, Router, delete, get, patch, post, put
+from litestar import Controller, Response, Router, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
@@ -23,6 +23,7 @@ from vendgate.cloud.machines import (
     MachinePatch,
     MachineView,
     SlotBody,
+    Stickers,
 )
 
 from ._auth import needs
@@ -101,6 +102,34 @@ class MachinesController(Controller):
     ) -> ClaimCodeView:
         """A one-time code for ``vendgate edge claim`` on the machine, valid for minutes."""
         return await fleet.claim_code(machine_id)
+
+    @get("/{machine_id:str}/sticker", opt=READ, media_type="image/png")
+    async def sticker(
+        self,
+        stickers: NamedDependency[Stickers],
+        machine_id: MachineId,
+        format: Annotated[  # the query's name, so a 422 names it
+            Literal["png", "svg"], Parameter(description="png (300 dpi) or svg")
+        ] = "png",
+    ) -> Response[bytes]:
+        """The machine's printable sticker: its QR (registered with the Vipps QR API), name,
+        "Scan with Vipps or your camera" and its id in small print, 70 x 90 mm."""
+        headers = {"Content-Disposition": f'inline; filename="sticker-{machine_id}.{format}"'}
+        if format == "svg":
+            svg = (await stickers.svg(machine_id)).encode()
+            return Response(svg, media_type="image/svg+xml", headers=headers)
+        return Response(await stickers.png(machine_id), media_type="image/png", headers=headers)
+
+
+@get("/stickers.pdf", opt=READ, tags=["machines"], media_type="application/pdf")
+async def sticker_sheet(
+    stickers: NamedDependency[Stickers],
+    machine: Annotated[list[str], Parameter(description="machine ids, repeated")],
+) -> Response[bytes]:
+    """A4 print sheets of stickers (3 x 4 per page, cut marks); print at 100 %."""
+    pdf = await stickers.sheet(machine)
+    headers = {"Content-Disposition": 'inline; filename="stickers.pdf"'}
+    return Response(pdf, media_type="application/pdf", headers=headers)
 
 
 class ClaimRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

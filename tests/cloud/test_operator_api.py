@@ -7,13 +7,16 @@ an in-memory ``BrokerAccounts`` here; the real brokers are in the broker tests.
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import zxingcpp
 from flow_support import Cloud, cloud_settings, running_cloud, sqlite_url
+from PIL import Image
 from sqlmodel import col, select
 
 from vendgate.cloud.db import OutboxCommand, transaction
@@ -118,6 +121,8 @@ ROUTES: list[tuple[str, str, Scope, Any]] = [
     ("POST", "/api/v1/machines/lobby-1/credentials", Scope.MACHINES, None),
     ("DELETE", "/api/v1/machines/lobby-1/credentials", Scope.MACHINES, None),
     ("POST", "/api/v1/machines/lobby-1/claim-code", Scope.MACHINES, None),
+    ("GET", "/api/v1/machines/lobby-1/sticker", Scope.READ, None),
+    ("GET", "/api/v1/stickers.pdf?machine=lobby-1", Scope.READ, None),
 ]
 ROUTE_IDS = [f"{method} {path}" for method, path, _, _ in ROUTES]
 
@@ -411,3 +416,50 @@ async def test_a_claim_code_gives_a_login_once(cloud: Cloud) -> None:
     again = await cloud.http.post("/api/v1/claims", json={"code": issued["code"]})
     assert "used or expired" in problem(again, 404)["detail"]
     problem(await cloud.http.post("/api/v1/claims", json={}), 422)
+
+
+# -- stickers ------------------------------------------------------------------------------
+
+
+def decoded(png: bytes) -> list[str]:
+    image = Image.open(io.BytesIO(png))
+    return [result.text for result in zxingcpp.read_barcodes(image)]
+
+
+async def test_the_sticker_encodes_the_url_the_qr_api_gave_and_it_leads_to_the_scan(
+    cloud: Cloud,
+) -> None:
+    await create_machine(cloud)
+    read = await key(cloud, Scope.READ)
+    response = await cloud.http.get("/api/v1/machines/lobby-1/sticker", headers=read)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    [url] = decoded(response.content)
+    qr = await cloud.parts.vipps.qr.get_redirect("lobby-1", image_format="text/targetUrl")
+    assert url == qr.url
+    assert qr.redirect_url == "http://cloud.test/m/lobby-1"
+    # A camera follows the sticker's URL to the machine's scan page.
+    scanned = await cloud.sim_http.get(url)
+    assert scanned.status_code in (302, 303, 307)
+    assert scanned.headers["location"] == "http://cloud.test/m/lobby-1"
+
+    again = await cloud.http.get("/api/v1/machines/lobby-1/sticker", headers=read)
+    assert decoded(again.content) == [url]  # registered once, the same QR every time
+
+
+async def test_the_sticker_as_svg_and_a_print_sheet(cloud: Cloud) -> None:
+    for number in range(3):
+        await create_machine(cloud, {**MACHINE, "id": f"k{number}", "name": f"Kiosk {number}"})
+    read = await key(cloud, Scope.READ)
+    svg = await cloud.http.get("/api/v1/machines/k1/sticker?format=svg", headers=read)
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    assert "Kiosk 1" in svg.text
+    assert "k1" in svg.text
+    params = [("machine", "k0"), ("machine", "k1"), ("machine", "k2")]
+    pdf = await cloud.http.get("/api/v1/stickers.pdf", params=params, headers=read)
+    assert pdf.status_code == 200, pdf.text
+    assert pdf.content.startswith(b"%PDF")
+    missing = await cloud.http.get("/api/v1/stickers.pdf?machine=ghost", headers=read)
+    problem(missing, 404)
+    bad = await cloud.http.get("/api/v1/machines/k1/sticker?format=gif", headers=read)
+    assert problem(bad, 422)["field"] == "format"
