@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,7 +15,14 @@ from vendgate.cloud.db import Machine, Slot, VendSession
 from vendgate.cloud.errors import InvalidPlanogram, NotFound, Unavailability
 from vendgate.cloud.outbox import enqueue
 from vendgate.cloud.vends import PriceMode
-from vendgate.protocol.mqtt import Config, Status, StatusState, TopicTree, validate_machine_id
+from vendgate.protocol.mqtt import (
+    Config,
+    Status,
+    StatusState,
+    Telemetry,
+    TopicTree,
+    validate_machine_id,
+)
 
 DEFAULT_VAT_RATE = 2500  # hundredths of a percent: 25 %, Norway's standard rate
 MAX_VAT_RATE = 10_000
@@ -27,6 +35,7 @@ PRICE_RANGE = range(1, 2**31)
 VAT_RANGE = range(0, 10_000 + 1)
 NAME_MAX = 100
 STOCK_RANGE = range(0, 2**31)
+VERSIONS_MAX = 2000  # the machines.versions column
 
 
 @dataclass(frozen=True)
@@ -201,7 +210,11 @@ def record_status(machine: Machine, status: Status, now: datetime) -> bool:
     """
     if not _is_newer(machine, status):
         return False
-    machine.online = status.state is StatusState.ONLINE
+    online = status.state is StatusState.ONLINE
+    if machine.state_since is None or online != machine.online:
+        machine.state_since = status.ts
+    machine.online = online
+    machine.versions = json.dumps(dict(status.versions), sort_keys=True)[:VERSIONS_MAX]
     machine.boot_id = status.boot_id
     # The newest time seen, not the will's older one: a stale copy of the `online` that the
     # will beat must not win back on its timestamp.
@@ -210,6 +223,14 @@ def record_status(machine: Machine, status: Status, now: datetime) -> bool:
     machine.status_seq = status.seq
     machine.last_seen_at = now
     return True
+
+
+def record_telemetry(machine: Machine, telemetry: Telemetry, now: datetime) -> None:
+    """The heartbeat: the vend board's state and the outbox depth, as an operator sees them."""
+    machine.board_state = telemetry.board[:64]
+    machine.outbox_depth = telemetry.outbox
+    if machine.online:
+        machine.last_seen_at = now
 
 
 def _is_newer(machine: Machine, status: Status) -> bool:
