@@ -5,10 +5,11 @@ and ``vendgate cloud add-machine`` both call it. A machine's broker login is iss
 pushed to the broker through ``BrokerAccounts`` (Mosquitto's dynamic security; the embedded
 broker reads the digests below). The password is shown once and kept only as a digest.
 
-Ordering with the broker: a new password is given to the broker before its digest is
-committed (a failed commit leaves a password nobody knows, which harms nobody); a revocation
-is committed before the broker is told (the embedded broker refuses at once, Mosquitto on the
-broker call), and every call is safe to repeat.
+Ordering with the broker: a new machine's password is given to the broker before the machine
+is committed (a failed commit leaves a login nobody knows, which harms nobody); a rotation or a
+revocation is committed before the broker is told (a broker reading the database refuses the
+old login at once, Mosquitto on the call), and every call is safe to repeat: a 502 from a
+broker that did not answer is fixed by rotating again.
 """
 
 from __future__ import annotations
@@ -272,15 +273,18 @@ class Fleet:
     # -- broker logins -------------------------------------------------------------------
 
     async def rotate(self, machine_id: str) -> BrokerLogin:
-        """A new broker password; the old one is refused from now on."""
+        """A new broker password; the old one is refused from now on.
+
+        The digest is committed first: a broker that reads the database (the embedded one)
+        then drops the machine's connection, which can only come back with the new password.
+        """
+        password = new_secret()
         async with transaction(self._sessions) as db:
             await self._live(db, machine_id)
-        password = new_secret()
+            await self._store_password(db, machine_id, password)
         # add: sets the password, and makes the account of a machine the broker never knew.
         await self._broker(self._accounts.add(machine_id, password))
         await self._broker(self._accounts.enable(machine_id))
-        async with transaction(self._sessions) as db:
-            await self._store_password(db, machine_id, password)
         return self._login(machine_id, password)
 
     async def revoke(self, machine_id: str) -> None:
