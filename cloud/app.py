@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,9 @@ import httpx
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.types import Message, Scope
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,6 +40,7 @@ from vendgate.cloud.vipps import RetryPolicy, VippsClient
 from vendgate.protocol import Clock, SystemClock
 from vendgate.protocol.mqtt import TopicFilter, TopicTree
 
+from .broker import BrokerAccounts, accounts_for
 from .customer import (
     CONTENT_SECURITY_POLICY,
     CustomerController,
@@ -45,14 +49,32 @@ from .customer import (
     Purchases,
     error_page,
 )
-from .errors import HttpRefusal, VendgateError
+from .errors import HttpRefusal, InvalidInput, VendgateError
 from .faults import Faults, no_faults
+from .machines import Fleet, FleetPolicy, Stickers
 from .mqtt import MessageHandler, MqttLink, OutboxPublisher
+from .operators import COMPONENTS, ApiKeys, operator_routers
 from .payments import Webhooks, webhook_handler
 from .reconciler import Reconciler
 from .settings import CloudSettings
 
 log = logging.getLogger(__name__)
+
+# The operator API's documentation: the schema at /schema/openapi.json, Scalar's UI at /schema.
+OPENAPI = OpenAPIConfig(
+    title="vendgate cloud",
+    version="1",
+    description=(
+        "The operator API of a vendgate cloud: API keys, machines, planograms, broker logins, "
+        "claim codes and stickers. Every /api/v1 route but POST /api/v1/claims needs an API key "
+        "(Authorization: Bearer vgk_...) with the scope the route names. Errors are RFC 9457 "
+        "problem+json; a 422 names the offending field in `field`."
+    ),
+    components=COMPONENTS,
+    path="/schema",
+    render_plugins=[ScalarRenderPlugin()],
+    create_examples=False,
+)
 
 CUSTOMER_PAGE_PREFIXES = ("/m/", "/s/")
 VIPPS_TIMEOUT = 10.0
@@ -85,6 +107,9 @@ class CloudParts:
     webhooks: Webhooks
     work: asyncio.Event
     outbox: asyncio.Event
+    api_keys: ApiKeys
+    fleet: Fleet
+    stickers: Stickers
     link: MqttLink | None = None  # None: the app runs no MQTT (settings.run_mqtt)
     publisher: OutboxPublisher | None = None
 
@@ -108,6 +133,7 @@ def build_parts(
     *,
     clock: Clock,
     faults: Faults,
+    broker_accounts: BrokerAccounts,
 ) -> CloudParts:
     """Every part, each given what it uses. The link comes first: the pings publish over it,
     and it takes the handler (which answers pongs to the pings) only when it runs."""
@@ -145,7 +171,16 @@ def build_parts(
     publisher = None
     if link is not None:
         publisher = OutboxPublisher(sessions, link, outbox, clock=clock, postgres=postgres)
+    policy = FleetPolicy(
+        public_url=settings.public_url,
+        machine_mqtt_url=settings.machine_mqtt_url,
+        max_price=settings.fleet.max_price,
+        claim_minutes=settings.fleet.claim_minutes,
+    )
     return CloudParts(
+        api_keys=ApiKeys(sessions, clock),
+        fleet=Fleet(sessions, clock, tree, broker_accounts, policy),
+        stickers=Stickers(sessions, executor.vipps, settings.public_url),
         settings=settings,
         sessions=sessions,
         clock=clock,
@@ -191,7 +226,9 @@ def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[object
     The error's own headers (``Retry-After`` on 429, ``Allow`` on 405) go out on both.
     """
     if not isinstance(exc, VendgateError):
-        if isinstance(exc, HTTPException):
+        if isinstance(exc, ValidationException):
+            exc = _invalid_input(exc)
+        elif isinstance(exc, HTTPException):
             exc = HttpRefusal(exc.status_code, exc.detail, exc.headers)
         else:
             log.exception("unhandled error on %s", request.url.path, exc_info=exc)
@@ -201,15 +238,36 @@ def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[object
         return Response(
             error_page(exc), status_code=exc.status_code, media_type=MediaType.HTML, headers=headers
         )
-    problem = {
+    problem: dict[str, object] = {
         "type": "about:blank",
         "title": exc.title,
         "status": exc.status_code,
         "detail": exc.detail,
     }
+    if isinstance(field := getattr(exc, "field", None), str):
+        problem["field"] = field
     return Response(
         problem, status_code=exc.status_code, media_type="application/problem+json", headers=headers
     )
+
+
+def _invalid_input(exc: ValidationException) -> InvalidInput:
+    """Litestar's own refusal of a body or parameter, as our 422 naming the field.
+
+    msgspec says where: "Expected `int`, got `str` - at `$.slots[0].price`", or for a query
+    parameter Litestar gives its key.
+    """
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    message = str(first.get("message") or exc.detail)
+    field = str(first.get("key") or "")
+    message, _, where = message.partition(" - at `$")
+    if where:
+        field = where.rstrip("`").lstrip(".")
+    named = re.search(r"(?:unknown|missing required) field `([^`]+)`", message)
+    if named:  # the field inside the object msgspec points at
+        field = f"{field}.{named.group(1)}" if field else named.group(1)
+    return InvalidInput(f"{field or 'body'}: {message}", field=field or "body")
 
 
 async def add_security_headers(message: Message, scope: Scope) -> None:
@@ -226,6 +284,7 @@ def create_app(
     clock: Clock | None = None,
     vipps_transport: httpx.AsyncBaseTransport | None = None,
     faults: Faults = no_faults,
+    broker_accounts: BrokerAccounts | None = None,
 ) -> Litestar:
     """The cloud app. Tests pass settings, a clock (default ``SystemClock()``), a transport to
     the Vipps simulator and ``faults`` (the crash tests' seam, cloud/faults.py)."""
@@ -257,8 +316,21 @@ def create_app(
     @contextlib.asynccontextmanager
     async def parts(app: Litestar) -> AsyncIterator[None]:
         executor = VippsExecutor(app.state.vipps, settings, scan_vipps=app.state.scan_vipps)
-        built = build_parts(settings, app.state.engine, executor, clock=the_clock, faults=faults)
+        accounts = broker_accounts or accounts_for(
+            settings.fleet.broker_admin_url, settings.mqtt.prefix
+        )
+        built = build_parts(
+            settings,
+            app.state.engine,
+            executor,
+            clock=the_clock,
+            faults=faults,
+            broker_accounts=accounts,
+        )
         app.state.parts = built
+        # The operator API's authentication middleware and providers look here.
+        app.state.api_keys, app.state.fleet = built.api_keys, built.fleet
+        app.state.stickers = built.stickers
         await built.webhooks.ensure_registered(app.state.vipps)
         yield
 
@@ -274,7 +346,12 @@ def create_app(
             await asyncio.gather(*tasks, return_exceptions=True)
 
     return Litestar(
-        route_handlers=[CustomerController, webhook_handler(settings.webhooks.path), healthz],
+        route_handlers=[
+            CustomerController,
+            webhook_handler(settings.webhooks.path),
+            healthz,
+            *operator_routers(),
+        ],
         dependencies={
             "customers": Provide(provide_customers, sync_to_thread=False),
             "webhooks": Provide(provide_webhooks, sync_to_thread=False),
@@ -282,7 +359,7 @@ def create_app(
         exception_handlers={Exception: on_error},
         before_send=[add_security_headers],
         lifespan=[database, vipps, parts, background],
-        openapi_config=None,
+        openapi_config=OPENAPI,
     )
 
 

@@ -9,6 +9,11 @@
     ├── InvalidPlanogram        a slot the cloud could not sell, price or put on a receipt (422)
     ├── PaymentStartFailed      Vipps refused or did not answer the create call (502)
     ├── BadWebhook              a webhook with a bad signature, hash, date or body (401/400)
+    ├── Unauthorized            an operator route without a valid API key (401)
+    ├── Forbidden               an API key without the route's scope (403)
+    ├── Conflict                a change the resource's state refuses now (409)
+    ├── InvalidInput            an operator's body or parameter out of bounds (422, names it)
+    ├── BrokerUnavailable       the broker refused or did not answer a login change (502)
     └── HttpRefusal             Litestar's own: no such route, method not allowed (404, 405, ...)
 """
 
@@ -85,6 +90,42 @@ class RateLimited(VendgateError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class Unauthorized(VendgateError):
+    status_code = 401
+    title = "Unauthorized"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # RFC 9110 11.6.1: a 401 names the scheme that would be accepted.
+        return {"WWW-Authenticate": 'Bearer realm="vendgate"'}
+
+
+class Forbidden(VendgateError):
+    status_code = 403
+    title = "Forbidden"
+
+
+class Conflict(VendgateError):
+    status_code = 409
+    title = "Conflict"
+
+
+class InvalidInput(VendgateError, ValueError):
+    """A request field out of bounds (422); ``field`` names it (``slots[2].price``)."""
+
+    status_code = 422
+    title = "Invalid input"
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class BrokerUnavailable(VendgateError):
+    status_code = 502
+    title = "Broker unavailable"
 
 
 class InvalidPlanogram(VendgateError, ValueError):

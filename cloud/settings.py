@@ -148,6 +148,23 @@ class RateLimitSettings:
 
 
 @dataclass(frozen=True)
+class FleetSettings:
+    # The broker URL a machine is told to use (by `vendgate edge claim` and on creation); empty:
+    # the cloud's own broker host and port (VENDGATE_MQTT_URL) without its login.
+    machine_mqtt_url: str = ""
+    # Mosquitto's dynamic security, logged in as an admin login with the cloud's role that no
+    # replica uses (docs/broker.md): mqtt://vendgate-admin:pw@host:port. Empty: the broker
+    # does not follow the cloud (the embedded broker reads the logins from the database; the
+    # static password file is edited by hand).
+    broker_admin_url: str = field(default="", repr=False)
+    # The highest price a planogram slot may have, in minor units (a typo must not reserve
+    # 25 000 kr on a customer's card).
+    max_price: int = 100_000
+    # How long a claim code is valid.
+    claim_minutes: float = 15.0
+
+
+@dataclass(frozen=True)
 class CloudSettings:
     # Base URL customers and Vipps reach us at: returnUrl, scan links, webhook URL.
     public_url: str = "http://127.0.0.1:8000"
@@ -158,6 +175,7 @@ class CloudSettings:
     webhooks: WebhookSettings = WebhookSettings()
     timing: TimingSettings = TimingSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
+    fleet: FleetSettings = FleetSettings()
     payment_description: str = "Vending machine purchase"
     # Off only in tests that drive the MQTT side or the reconciler by hand.
     run_mqtt: bool = True
@@ -192,7 +210,20 @@ class CloudSettings:
             ),
             timing=_timing_from_env(env),
             rate_limits=_rate_limits_from_env(env),
+            fleet=FleetSettings(
+                machine_mqtt_url=env.get(f"{ENV}MACHINE_MQTT_URL", ""),
+                broker_admin_url=env.get(f"{ENV}BROKER_ADMIN_URL", ""),
+                max_price=_whole(env, f"{ENV}MAX_PRICE", FleetSettings.max_price),
+                claim_minutes=_number(env, f"{ENV}CLAIM_MINUTES", FleetSettings.claim_minutes),
+            ),
         )
+
+    @property
+    def machine_mqtt_url(self) -> str:
+        """What a machine connects to: the fleet setting, else the cloud's broker (no login)."""
+        if self.fleet.machine_mqtt_url:
+            return self.fleet.machine_mqtt_url
+        return f"mqtt://{self.mqtt.host}:{self.mqtt.port}"
 
 
 def _mqtt_from_env(env: Mapping[str, str]) -> MqttSettings:

@@ -145,3 +145,28 @@ class EmbeddedBroker:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+class EmbeddedAccounts:
+    """``BrokerAccounts`` for an embedded broker running in the cloud's own process (the demo,
+    the embedded test tier): the broker reads the logins from the cloud's database itself
+    (``authenticate=fleet.authenticate``), so only the changes that must drop a connection
+    have anything to do here."""
+
+    def __init__(self, broker: EmbeddedBroker) -> None:
+        self._broker = broker
+
+    async def add(self, machine_id: str, password: str) -> None:
+        await self._broker.disconnect(machine_id)  # a new password: log in again with it
+
+    async def set_password(self, machine_id: str, password: str) -> None:
+        await self._broker.disconnect(machine_id)
+
+    async def disable(self, machine_id: str) -> None:
+        await self._broker.disconnect(machine_id)
+
+    async def enable(self, machine_id: str) -> None:
+        return None
+
+    async def remove(self, machine_id: str) -> None:
+        await self._broker.disconnect(machine_id)

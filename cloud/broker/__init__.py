@@ -4,6 +4,8 @@
   Mosquitto's dynamic-security plugin (``async with DynsecAccounts(...) as accounts``).
 - ``machine_grants``/``cloud_grants`` and ``permits``: who may do what, the one definition
   that Mosquitto's roles and the embedded amqtt broker's topic check both use.
+- ``accounts_for(admin_url, prefix)``: what a replica runs with: ``DynsecOnDemand`` (one short
+  admin connection per change) or ``DatabaseLogins`` (the broker reads the database itself).
 - ``initial_config``/``write_initial_config``: the plugin's first JSON file
   (``vendgate broker init-dynsec``), with the cloud's login and role.
 """
@@ -28,6 +30,7 @@ from vendgate.cloud.broker._config import (
     write_initial_config,
 )
 from vendgate.cloud.broker._dynsec import DynsecAccounts
+from vendgate.cloud.broker._on_demand import DatabaseLogins, DynsecOnDemand, accounts_for
 
 __all__ = [
     "CLOUD_ROLE",
@@ -36,9 +39,12 @@ __all__ = [
     "Access",
     "BrokerAccountError",
     "BrokerAccounts",
+    "DatabaseLogins",
     "DynsecAccounts",
+    "DynsecOnDemand",
     "Grant",
     "UnknownMachine",
+    "accounts_for",
     "cloud_grants",
     "hashed_password",
     "initial_config",

@@ -157,7 +157,7 @@ class Purchases:
 
 
 async def _highest_price(db: AsyncSession, machine: Machine) -> int:
-    prices = [slot.price for slot in await slots_of(db, machine.id)]
+    prices = [slot.price for slot in await slots_of(db, machine.id) if slot.enabled]
     if not prices:
         raise MachineUnavailable(machine.name, Unavailability.DISABLED)
     return max(prices)

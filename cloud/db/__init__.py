@@ -5,7 +5,10 @@ from .migrate import upgrade_to_head
 from .models import (
     ONE_OPEN_VEND_INDEX,
     Alert,
+    ApiKey,
+    ClaimCode,
     Machine,
+    MachineCredential,
     OutboxCommand,
     Payment,
     ProcessedMessage,
@@ -20,7 +23,10 @@ from .models import (
 __all__ = [
     "ONE_OPEN_VEND_INDEX",
     "Alert",
+    "ApiKey",
+    "ClaimCode",
     "Machine",
+    "MachineCredential",
     "OutboxCommand",
     "Payment",
     "ProcessedMessage",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, text
 from sqlmodel import Field, SQLModel
 
 # One open vend session per machine, enforced by the database (a partial unique index), so
@@ -23,6 +23,11 @@ class Machine(SQLModel, table=True):
     name: str = Field(max_length=200)
     currency: str = Field(default="NOK", max_length=3)
     disabled: bool = False
+    # Where the machine stands, for people ("Lobby, 2nd floor"); never shown to customers.
+    location: str = Field(default="", max_length=200)
+    # The machine's merchant-redirect QR (Vipps QR API): its id and the URL the QR encodes.
+    redirect_qr_id: str | None = Field(default=None, max_length=100)
+    qr_url: str | None = Field(default=None, max_length=2000)
     # The merchant-callback QR of this machine (Vipps QR API id), if it has one.
     callback_qr_id: str | None = Field(default=None, max_length=100, unique=True)
     # The last `status` message applied: online or not, its boot, its timestamp and its seq
@@ -33,6 +38,15 @@ class Machine(SQLModel, table=True):
     status_seq: int | None = Field(default=None, sa_type=BigInteger)
     # When the cloud last heard anything from the machine (status, telemetry, events).
     last_seen_at: datetime | None = None
+    # Since when ``online`` has been what it is (the status that flipped it).
+    state_since: datetime | None = None
+    # What the machine last told about itself: software versions (status, JSON), its vend
+    # board's state and its outbox depth (telemetry, hello).
+    versions: str = Field(default="{}", max_length=2000)
+    board_state: str | None = Field(default=None, max_length=64)
+    outbox_depth: int | None = None
+    # Deleted by an operator: kept for its sales history, gone from the fleet and the broker.
+    deleted_at: datetime | None = None
     created_at: datetime
     # Who prices a vend: "planogram" (the slots below; the machine's own prices are ignored)
     # or "vmc" (the machine's prices are charged).
@@ -52,6 +66,10 @@ class Slot(SQLModel, table=True):
     price: int
     # Hundredths of a percent, as Vipps' taxRate: 2500 = 25 %, 1500 = 15 %.
     vat_rate: int = 2500
+    # Items left, when the operator counts them (None: not counted); a disabled slot is not
+    # sold and does not count towards the reservation.
+    stock: int | None = None
+    enabled: bool = True
 
 
 class VendSession(SQLModel, table=True):
@@ -80,6 +98,9 @@ class VendSession(SQLModel, table=True):
     status_token: str = Field(unique=True, max_length=64)
     currency: str = Field(max_length=3)
     max_amount: int
+    # The planogram as it was at the scan (JSON: item -> price, name, VAT), so an operator's
+    # price change never reaches a session already open. Empty: read the slots (older rows).
+    planogram: str = Field(default="", sa_type=Text)
     authorized_amount: int = 0
     # The `authorized` command: one message id re-sent until the edge answers.
     command_id: str | None = Field(default=None, max_length=64)
@@ -219,3 +240,44 @@ class WebhookRegistration(SQLModel, table=True):
     url: str = Field(max_length=2000)
     secret: str = Field(max_length=200)
     created_at: datetime
+
+
+class ApiKey(SQLModel, table=True):
+    """An operator's API key: only a digest of its secret is kept (the key is shown once).
+
+    Looked up by ``id`` (the key's public part) and checked on every request, so a revoked key
+    stops working at once on every replica.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=100)
+    scopes: str = Field(max_length=100)  # space-separated: "read machines money admin"
+    digest: str = Field(max_length=64)  # SHA-256 of the secret, hex
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class MachineCredential(SQLModel, table=True):
+    """A machine's broker password, as a digest: checked by the embedded broker on connect."""
+
+    __tablename__ = "machine_credentials"
+
+    machine_id: str = Field(foreign_key="machines.id", primary_key=True, max_length=64)
+    digest: str = Field(max_length=64)
+    issued_at: datetime
+    # Revoked: the broker refuses the machine until a new password is issued (rotation).
+    revoked_at: datetime | None = None
+
+
+class ClaimCode(SQLModel, table=True):
+    """A one-time code a field technician types on the machine to fetch its credentials."""
+
+    __tablename__ = "claim_codes"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    machine_id: str = Field(foreign_key="machines.id", index=True, max_length=64)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None

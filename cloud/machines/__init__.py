@@ -1,5 +1,17 @@
 """Machines and their planogram, status and pings."""
 
+from ._fleet import (
+    BrokerLogin,
+    ClaimCodeView,
+    CreatedMachine,
+    Fleet,
+    FleetPolicy,
+    MachineBody,
+    MachinePage,
+    MachinePatch,
+    MachineView,
+    SlotBody,
+)
 from ._ping import Pings
 from ._service import (
     MachineSpec,
@@ -8,21 +20,35 @@ from ._service import (
     has_open_vend,
     planogram_config,
     record_status,
+    record_telemetry,
     send_planogram,
     slots_of,
     unavailability,
     upsert_machine,
     validate_planogram,
 )
+from ._stickers import Stickers
 
 __all__ = [
+    "BrokerLogin",
+    "ClaimCodeView",
+    "CreatedMachine",
+    "Fleet",
+    "FleetPolicy",
+    "MachineBody",
+    "MachinePage",
+    "MachinePatch",
     "MachineSpec",
+    "MachineView",
     "Pings",
+    "SlotBody",
     "SlotSpec",
+    "Stickers",
     "get_machine",
     "has_open_vend",
     "planogram_config",
     "record_status",
+    "record_telemetry",
     "send_planogram",
     "slots_of",
     "unavailability",

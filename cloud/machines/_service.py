@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,7 +15,14 @@ from vendgate.cloud.db import Machine, Slot, VendSession
 from vendgate.cloud.errors import InvalidPlanogram, NotFound, Unavailability
 from vendgate.cloud.outbox import enqueue
 from vendgate.cloud.vends import PriceMode
-from vendgate.protocol.mqtt import Config, Status, StatusState, TopicTree, validate_machine_id
+from vendgate.protocol.mqtt import (
+    Config,
+    Status,
+    StatusState,
+    Telemetry,
+    TopicTree,
+    validate_machine_id,
+)
 
 DEFAULT_VAT_RATE = 2500  # hundredths of a percent: 25 %, Norway's standard rate
 MAX_VAT_RATE = 10_000
@@ -26,6 +34,8 @@ ITEM_RANGE = range(0, 0xFFFF + 1)
 PRICE_RANGE = range(1, 2**31)
 VAT_RANGE = range(0, 10_000 + 1)
 NAME_MAX = 100
+STOCK_RANGE = range(0, 2**31)
+VERSIONS_MAX = 2000  # the machines.versions column
 
 
 @dataclass(frozen=True)
@@ -36,11 +46,18 @@ class SlotSpec:
     name: str
     price: int
     vat_rate: int = 2500
+    # Items left, if the operator counts them; a disabled slot is not sold (nor reserved for).
+    stock: int | None = None
+    enabled: bool = True
 
     def __post_init__(self) -> None:
         self._check_number("item", self.item, ITEM_RANGE, "(an MDB item number)")
         self._check_number("price", self.price, PRICE_RANGE, "minor units")
         self._check_number("vat_rate", self.vat_rate, VAT_RANGE, "hundredths of a percent")
+        if self.stock is not None:
+            self._check_number("stock", self.stock, STOCK_RANGE, "items")
+        if not isinstance(self.enabled, bool):
+            self._refuse("enabled", f"enabled must be true or false, got {self.enabled!r}")
         if not isinstance(self.name, str) or not self.name.strip():
             self._refuse("name", f"name must not be empty, got {self.name!r}")
         if len(self.name) > NAME_MAX:
@@ -118,6 +135,7 @@ class MachineSpec:
     callback_qr_id: str | None = None
     price_mode: str = PriceMode.PLANOGRAM
     vat_rate: int = DEFAULT_VAT_RATE
+    location: str = ""
 
 
 async def upsert_machine(
@@ -144,7 +162,7 @@ async def upsert_machine(
         id=machine_id, name=spec.name, created_at=now
     )
     machine.name, machine.currency = spec.name, spec.currency
-    machine.callback_qr_id = spec.callback_qr_id
+    machine.callback_qr_id, machine.location = spec.callback_qr_id, spec.location
     machine.price_mode, machine.vat_rate = mode.value, vat_rate
     db.add(machine)
     for old in await slots_of(db, machine_id):
@@ -157,8 +175,12 @@ async def upsert_machine(
 
 
 def planogram_config(machine: Machine, slots: Sequence[Slot | SlotSpec], now: datetime) -> Config:
-    """The ``cmd/config`` that gives the edge its price authority (docs/mqtt-contract.md)."""
-    planogram = [{"item": s.item, "price": s.price} for s in sorted(slots, key=lambda s: s.item)]
+    """The ``cmd/config`` that gives the edge its price authority (docs/mqtt-contract.md).
+
+    Disabled slots are left out: the edge refuses to vend an item its planogram lacks.
+    """
+    on_sale = sorted((s for s in slots if s.enabled), key=lambda s: s.item)
+    planogram = [{"item": s.item, "price": s.price} for s in on_sale]
     settings = {"planogram": planogram, "price_mode": machine.price_mode}
     return Config.create(now=now, settings=settings)
 
@@ -188,7 +210,11 @@ def record_status(machine: Machine, status: Status, now: datetime) -> bool:
     """
     if not _is_newer(machine, status):
         return False
-    machine.online = status.state is StatusState.ONLINE
+    online = status.state is StatusState.ONLINE
+    if machine.state_since is None or online != machine.online:
+        machine.state_since = status.ts
+    machine.online = online
+    machine.versions = json.dumps(dict(status.versions), sort_keys=True)[:VERSIONS_MAX]
     machine.boot_id = status.boot_id
     # The newest time seen, not the will's older one: a stale copy of the `online` that the
     # will beat must not win back on its timestamp.
@@ -197,6 +223,14 @@ def record_status(machine: Machine, status: Status, now: datetime) -> bool:
     machine.status_seq = status.seq
     machine.last_seen_at = now
     return True
+
+
+def record_telemetry(machine: Machine, telemetry: Telemetry, now: datetime) -> None:
+    """The heartbeat: the vend board's state and the outbox depth, as an operator sees them."""
+    machine.board_state = telemetry.board[:64]
+    machine.outbox_depth = telemetry.outbox
+    if machine.online:
+        machine.last_seen_at = now
 
 
 def _is_newer(machine: Machine, status: Status) -> bool:

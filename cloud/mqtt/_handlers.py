@@ -22,7 +22,7 @@ import aiomqtt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud.db import Machine, ProcessedMessage, SessionFactory, VendSession, transaction
-from vendgate.cloud.machines import Pings, record_status, send_planogram
+from vendgate.cloud.machines import Pings, record_status, record_telemetry, send_planogram
 from vendgate.cloud.vends import (
     EdgeDispensed,
     EdgeEnded,
@@ -134,8 +134,8 @@ class MessageHandler:
                 return
             if isinstance(message, Status):
                 record_status(machine, message, now)
-            elif machine.online:
-                machine.last_seen_at = now
+            else:
+                record_telemetry(machine, message, now)
             db.add(machine)
 
     async def _event(self, machine_id: str, event: Event) -> list[Reply]:
@@ -190,6 +190,8 @@ class MessageHandler:
         vend_id = getattr(event, "vend_id", None)
         if vend_id is None:
             if isinstance(event, Hello) and machine is not None:
+                machine.outbox_depth = event.outbox
+                db.add(machine)
                 # Every connect: the edge prices vends by the planogram it holds.
                 await send_planogram(db, self.tree, machine, now)
             return

@@ -10,10 +10,11 @@ what they receive into inputs.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -125,9 +126,11 @@ async def open_vend(
 
     The flush raises IntegrityError if the machine already has an open session.
     """
+    on_sale = (await db.exec(select(Slot).where(Slot.machine_id == machine.id))).all()
     vend = VendSession(
         id=new_vend_id(),
         machine_id=machine.id,
+        planogram=planogram_snapshot(s for s in on_sale if s.enabled),
         state=VendState.CREATING,
         mode=mode,
         status_token=secrets.token_urlsafe(24),
@@ -152,6 +155,20 @@ async def open_vend(
     detail = f"{mode}, max {Money(max_price, machine.currency)}"
     db.add(VendStep(vend_id=vend.id, at=now, step="opened", detail=detail))
     return vend
+
+
+def planogram_snapshot(slots: Iterable[Slot]) -> str:
+    """The planogram a session was opened with (JSON), so a later price change never reaches it."""
+    return json.dumps([[s.item, s.name, s.price, s.vat_rate] for s in slots])
+
+
+async def _planogram_of(db: AsyncSession, vend: VendSession) -> Sequence[Slot]:
+    if not vend.planogram:  # a session opened before snapshots were kept
+        return (await db.exec(select(Slot).where(Slot.machine_id == vend.machine_id))).all()
+    return [
+        Slot(machine_id=vend.machine_id, item=item, name=name, price=price, vat_rate=vat)
+        for item, name, price, vat in json.loads(vend.planogram)
+    ]
 
 
 async def lines_of(db: AsyncSession, vend: VendSession) -> list[Line]:
@@ -181,7 +198,7 @@ async def _read(db: AsyncSession, vend_id: str) -> _Rows | None:
     if vend is None or payment is None:
         return None
     machine = await db.get(Machine, vend.machine_id)
-    slots = (await db.exec(select(Slot).where(Slot.machine_id == vend.machine_id))).all()
+    slots = await _planogram_of(db, vend)
     mode = PriceMode(machine.price_mode) if machine is not None else PriceMode.PLANOGRAM
     alerted = await alerts_of(db, kind=AlertKind.PRICE_MISMATCH, vend_id=vend.id)
     # SQLite gives naive datetimes back: the core compares aware ones.

@@ -28,6 +28,7 @@ from litestar import Litestar
 from sqlmodel import col, select
 
 from vendgate.cloud.app import CloudParts, create_app
+from vendgate.cloud.broker import BrokerAccounts
 from vendgate.cloud.db import Machine, Payment, VendSession, transaction
 from vendgate.cloud.faults import Faults, no_faults
 from vendgate.cloud.machines import MachineSpec, SlotSpec, upsert_machine
@@ -142,6 +143,7 @@ async def running_cloud(
     clock: Clock | None = None,
     sim_settings: SimSettings | None = None,
     faults: Faults = no_faults,
+    broker_accounts: BrokerAccounts | None = None,
 ) -> AsyncIterator[Cloud]:
     to_cloud = Forward()
     webhook_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=to_cloud))
@@ -150,7 +152,13 @@ async def running_cloud(
         webhook_http=webhook_http,
     )
     transport_to_sim = httpx.ASGITransport(app=sim_app)
-    app = create_app(settings, clock=clock, vipps_transport=transport_to_sim, faults=faults)
+    app = create_app(
+        settings,
+        clock=clock,
+        vipps_transport=transport_to_sim,
+        faults=faults,
+        broker_accounts=broker_accounts,
+    )
     to_cloud.app = app
     sim: VippsSimulator = sim_app.state.sim
     transport = httpx.ASGITransport(app=app)

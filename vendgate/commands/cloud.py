@@ -28,7 +28,7 @@ DATABASE_URL_FORMS = "sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASS
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "cloud",
-        help="the fleet backend: serve, migrate, add-machine",
+        help="the fleet backend: serve, migrate, add-machine, create-key",
         description="The vendgate cloud (Litestar). Settings come from VENDGATE_* variables.",
     )
     actions = parser.add_subparsers(dest="cloud_command", metavar="ACTION", required=True)
@@ -76,6 +76,24 @@ def register(subparsers: Any) -> None:
         help="VAT of items the slots do not list (vmc prices), hundredths of a percent (2500)",
     )
     add.set_defaults(handler=run_add_machine)
+
+    key = actions.add_parser(
+        "create-key",
+        help="create an operator API key (the first one; then POST /api/v1/keys)",
+        description=(
+            "Prints the new key alone on stdout (for scripts), what it is on stderr. Scopes: "
+            "read (look), machines (change machines), money (refunds), admin (API keys). "
+            "Example: vendgate cloud create-key --name laptop --scope read,machines,admin"
+        ),
+    )
+    key.add_argument("--name", required=True, help="who or what holds the key")
+    key.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        help="read, machines, money, admin; repeat or separate with commas",
+    )
+    key.set_defaults(handler=run_create_key)
 
 
 def run_migrate(args: argparse.Namespace) -> int:
@@ -154,39 +172,93 @@ def vat_rate(text: str) -> int:
 
 
 def run_add_machine(args: argparse.Namespace) -> int:
-    from vendgate.cloud.db import session_factory, transaction, upgrade_to_head
-    from vendgate.cloud.machines import MachineSpec, upsert_machine, validate_planogram
-    from vendgate.cloud.settings import CloudSettings
-    from vendgate.protocol import SystemClock
-    from vendgate.protocol.mqtt import TopicTree, validate_machine_id
+    """A thin client of the operator API's own service (``Fleet``): the same checks, the same
+    writes, the broker told the same way; a new machine's broker password is shown once."""
+    import dataclasses
+
+    from vendgate.cloud.errors import Conflict
+    from vendgate.cloud.machines import MachineBody, SlotBody
+    from vendgate.protocol.mqtt import validate_machine_id
 
     # All of what was typed is checked before the database is opened.
     validate_machine_id(args.machine_id)
-    slots = [parse_slot(text) for text in args.slot]
-    validate_planogram(slots)
-    spec = MachineSpec(
-        args.machine_id,
-        args.name,
-        slots,
+    slots = [SlotBody(**dataclasses.asdict(parse_slot(text))) for text in args.slot]
+    body = MachineBody(
+        id=args.machine_id,
+        name=args.name,
+        slots=slots,
         currency=args.currency,
         callback_qr_id=args.callback_qr,
         price_mode=args.price_mode,
         vat_rate=args.vat,
     )
 
-    async def add() -> None:
+    async def add(fleet: Any) -> None:
+        try:
+            created = await fleet.create(body)
+        except Conflict:
+            await fleet.replace(body)
+            print(f"machine {args.machine_id} replaced: {len(slots)} slots; its login is unchanged")
+            return
+        login = created.mqtt
+        print(f"machine {args.machine_id} created with {len(slots)} slots")
+        print(f"broker login (shown once): username {login.username} password {login.password}")
+
+    asyncio.run(with_fleet(add))
+    return 0
+
+
+async def with_fleet(work: Any) -> None:
+    """Run ``work(fleet)`` against the database and broker the settings name."""
+    from vendgate.cloud.broker import accounts_for
+    from vendgate.cloud.db import session_factory, upgrade_to_head
+    from vendgate.cloud.machines import Fleet, FleetPolicy
+    from vendgate.cloud.settings import CloudSettings
+    from vendgate.protocol import SystemClock
+    from vendgate.protocol.mqtt import TopicTree
+
+    settings = CloudSettings.from_env()
+    engine = await open_database(settings.database.url)
+    try:
+        await upgrade_to_head(engine)
+        policy = FleetPolicy(
+            public_url=settings.public_url,
+            machine_mqtt_url=settings.machine_mqtt_url,
+            max_price=settings.fleet.max_price,
+            claim_minutes=settings.fleet.claim_minutes,
+        )
+        accounts = accounts_for(settings.fleet.broker_admin_url, settings.mqtt.prefix)
+        tree = TopicTree(settings.mqtt.prefix)
+        await work(Fleet(session_factory(engine), SystemClock(), tree, accounts, policy))
+    finally:
+        await engine.dispose()
+
+
+def run_create_key(args: argparse.Namespace) -> int:
+    """The first API key (later ones: ``POST /api/v1/keys`` with an ``admin`` key)."""
+    from vendgate.cloud.db import session_factory, upgrade_to_head
+    from vendgate.cloud.operators import ApiKeys
+    from vendgate.cloud.settings import CloudSettings
+    from vendgate.protocol import SystemClock
+
+    scopes = [scope for text in args.scope for scope in text.replace(",", " ").split()]
+
+    async def create() -> Any:
         settings = CloudSettings.from_env()
         engine = await open_database(settings.database.url)
         try:
             await upgrade_to_head(engine)
-            async with transaction(session_factory(engine)) as db:
-                tree = TopicTree(settings.mqtt.prefix)
-                await upsert_machine(db, spec, SystemClock().now(), tree)
+            return await ApiKeys(session_factory(engine), SystemClock()).create(args.name, scopes)
         finally:
             await engine.dispose()
 
-    asyncio.run(add())
-    print(f"machine {args.machine_id} has {len(slots)} slots")
+    created = asyncio.run(create())
+    print(created.key)
+    print(
+        f"key {created.id} ({created.name}: {' '.join(created.scopes)}); shown once, keep it "
+        "secret; send it as 'Authorization: Bearer <key>'",
+        file=sys.stderr,
+    )
     return 0
 
 
