@@ -24,7 +24,7 @@ import msgspec
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import Select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from vendgate.cloud.broker import BrokerAccountError, BrokerAccounts
 from vendgate.cloud.clock import as_utc
@@ -205,7 +205,7 @@ class Fleet:
             machine = await upsert_machine(db, spec, self._clock.now(), self._tree)
             return await self._view(db, machine)
 
-    async def list(
+    async def find(
         self,
         *,
         status: str | None = None,
@@ -454,8 +454,8 @@ STATUSES = ("online", "offline", "disabled")
 
 
 def _filtered(
-    query: Select[tuple[Machine]], status: str | None, search: str | None
-) -> Select[tuple[Machine]]:
+    query: SelectOfScalar[Machine], status: str | None, search: str | None
+) -> SelectOfScalar[Machine]:
     if status is not None:
         if status not in STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")

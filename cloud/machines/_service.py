@@ -56,8 +56,9 @@ class SlotSpec:
         self._check_number("vat_rate", self.vat_rate, VAT_RANGE, "hundredths of a percent")
         if self.stock is not None:
             self._check_number("stock", self.stock, STOCK_RANGE, "items")
-        if not isinstance(self.enabled, bool):
-            self._refuse("enabled", f"enabled must be true or false, got {self.enabled!r}")
+        enabled: object = self.enabled  # typed bool, but given by whoever calls
+        if not isinstance(enabled, bool):
+            self._refuse("enabled", f"enabled must be true or false, got {enabled!r}")
         if not isinstance(self.name, str) or not self.name.strip():
             self._refuse("name", f"name must not be empty, got {self.name!r}")
         if len(self.name) > NAME_MAX:

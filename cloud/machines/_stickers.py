@@ -11,13 +11,14 @@ sticker again costs no Vipps call unless the scan URL changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from vendgate.cloud.db import Machine, SessionFactory, transaction
 from vendgate.cloud.errors import InvalidInput, NotFound, VendgateError
 from vendgate.cloud.stickers import Sticker, sticker_png, sticker_sheet_pdf, sticker_svg
 from vendgate.cloud.vipps import VippsClient, VippsConflict, VippsError
 
-TARGET_URL = "text/targetUrl"
+TARGET_URL: Final = "text/targetUrl"  # the answer's url: what the QR encodes
 LOCATION_MAX = 36  # the QR API's locationDescription limit
 SHEET_MAX = 500  # machines on one print sheet
 

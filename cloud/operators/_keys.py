@@ -110,7 +110,7 @@ class ApiKeys:
             db.add(row)
         return NewKey(**msgspec.structs.asdict(_view(row)), key=f"{PREFIX}{key_id}_{secret}")
 
-    async def list(self) -> Sequence[KeyView]:
+    async def all(self) -> Sequence[KeyView]:
         async with transaction(self._sessions) as db:
             rows = (await db.exec(select(ApiKey).order_by(col(ApiKey.created_at)))).all()
         return [_view(row) for row in rows]

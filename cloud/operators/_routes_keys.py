@@ -33,7 +33,7 @@ class KeysController(Controller):
     @get("/")
     async def list_keys(self, api_keys: NamedDependency[ApiKeys]) -> Sequence[KeyView]:
         """Every key, revoked ones included (with ``revoked_at``); never a key's secret."""
-        return await api_keys.list()
+        return await api_keys.all()
 
     @delete("/{key_id:str}", status_code=200)
     async def revoke(self, key_id: FromPath[str], api_keys: NamedDependency[ApiKeys]) -> KeyView:

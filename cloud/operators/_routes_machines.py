@@ -56,7 +56,7 @@ class MachinesController(Controller):
         cursor: Annotated[str | None, Parameter(description="next_cursor of the last page")] = None,
     ) -> MachinePage:
         """The fleet, ordered by id, a page at a time (pass ``next_cursor`` back)."""
-        return await fleet.list(status=status, search=q, limit=limit, cursor=cursor)
+        return await fleet.find(status=status, search=q, limit=limit, cursor=cursor)
 
     @get("/{machine_id:str}", opt=READ)
     async def get_machine(
