@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from vendgate._demo import (
+from vendgate.demo import (
     MACHINES,
     Purchase,
     Scenario,

@@ -7,6 +7,7 @@ one forbidden import added to a copy of ``protocol`` or of ``cloud``.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -87,3 +88,23 @@ def test_the_vend_core_touching_the_database_breaks_the_build(tmp_path: Path) ->
     assert "the vend core is pure: no database, no Vipps, no network, not the service BROKEN" in (
         result.stdout
     )
+
+
+# A package's private modules are its own business: tests and benchmarks use the public
+# surface (each package's __init__), so a refactor inside a package never breaks them.
+PRIVATE_IMPORT = re.compile(r"^\s*(?:from|import)\s+(vendgate(?:\.\w+)*\._\w+)", re.MULTILINE)
+
+
+def test_tests_and_benchmarks_import_no_private_module() -> None:
+    offenders = [
+        f"{path.relative_to(REPO)}: {match.group(1)}"
+        for folder in ("tests", "benchmarks")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        for match in PRIVATE_IMPORT.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
+
+
+def test_the_private_import_check_sees_one() -> None:
+    assert PRIVATE_IMPORT.search("    from vendgate.edge._core import AgentCore\n")
+    assert not PRIVATE_IMPORT.search("from vendgate.edge.core import AgentCore\n")

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print("vendgate demo: --purchases must be 0 or more", file=sys.stderr)
         return 2
     quiet_components(verbose=args.verbose)  # first: some log while being imported
-    from vendgate._demo import DemoOptions, run_demo
+    from vendgate.demo import DemoOptions, run_demo
 
     out = sys.stderr if args.json else sys.stdout
     try:
