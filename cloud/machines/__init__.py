@@ -11,6 +11,7 @@ from ._fleet import (
     MachinePatch,
     MachineView,
     SlotBody,
+    machine_spec,
 )
 from ._ping import Pings
 from ._service import (
@@ -46,6 +47,7 @@ __all__ = [
     "Stickers",
     "get_machine",
     "has_open_vend",
+    "machine_spec",
     "planogram_config",
     "record_status",
     "record_telemetry",
