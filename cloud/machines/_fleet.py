@@ -357,10 +357,18 @@ class Fleet:
         db.add(row)
 
     async def _revoke_in(self, db: AsyncSession, machine_id: str) -> None:
+        now = self._clock.now()
         row = await db.get(MachineCredential, machine_id)
         if row is not None and row.revoked_at is None:
-            row.revoked_at = self._clock.now()
+            row.revoked_at = now
             db.add(row)
+        # The broker drops a revoked machine without its last will: record the offline here.
+        # (The retained `online` it sent before carries the seq already applied, so a replay
+        # of it changes nothing.)
+        machine = await db.get(Machine, machine_id)
+        if machine is not None and machine.online:
+            machine.online, machine.state_since = False, now
+            db.add(machine)
 
     def _login(self, machine_id: str, password: str) -> BrokerLogin:
         return BrokerLogin(
