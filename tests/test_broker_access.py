@@ -177,11 +177,10 @@ def test_which_connects_claim_another_identity(
 
 
 class Logins:
-    """An in-memory login store: the cloud user, m1..m3; ``revoked`` ones are refused."""
+    """An in-memory store of machine logins, m1..m3; ``revoked`` ones are refused."""
 
     def __init__(self) -> None:
-        self.passwords = {CLOUD_USER: CLOUD_PASSWORD}
-        self.passwords |= {m: machine_password(m) for m in ("m1", "m2", "m3")}
+        self.passwords = {m: machine_password(m) for m in ("m1", "m2", "m3")}
         self.revoked: set[str] = set()
         self.failing = False
 
@@ -198,7 +197,8 @@ def logins() -> Logins:
 
 @pytest.fixture
 async def guarded(logins: Logins) -> AsyncIterator[EmbeddedBroker]:
-    async with EmbeddedBroker(authenticate=logins.authenticate) as broker:
+    cloud = {CLOUD_USER: CLOUD_PASSWORD}
+    async with EmbeddedBroker(authenticate=logins.authenticate, cloud_logins=cloud) as broker:
         yield broker
 
 
@@ -234,6 +234,30 @@ async def test_embedded_broker_with_logins_refuses_bad_ones(
     found = await refusal(port, username, password)
     assert re.search(reason, found, flags=re.IGNORECASE), found
     assert await refusal(port, "m1", machine_password("m1")) == ""
+
+
+@pytest.mark.amqtt
+async def test_embedded_broker_never_asks_the_machine_store_about_a_cloud_user(
+    guarded: EmbeddedBroker, logins: Logins
+) -> None:
+    # A machine given the cloud user's name (an operator's typo) must not get the cloud's rights.
+    logins.passwords[CLOUD_USER] = "the machine's password"
+    found = await refusal(guarded.port or 0, CLOUD_USER, "the machine's password")
+    assert "bad user name or password" in found.lower(), found
+    assert await refusal(guarded.port or 0, CLOUD_USER, CLOUD_PASSWORD) == ""
+
+
+@pytest.mark.amqtt
+async def test_embedded_broker_lets_the_cloud_in_before_it_can_check_machines() -> None:
+    # The cloud's Fleet (the machines' check) exists only once the cloud runs on the broker.
+    async with EmbeddedBroker(cloud_logins={CLOUD_USER: CLOUD_PASSWORD}) as broker:
+        port = broker.port or 0
+        assert await refusal(port, CLOUD_USER, CLOUD_PASSWORD) == ""
+        found = await refusal(port, "m1", machine_password("m1"))
+        assert "unavailable" in found.lower(), found
+        assert "not authori" in (await refusal(port, None, None)).lower()
+        broker.authenticate = Logins().authenticate
+        assert await refusal(port, "m1", machine_password("m1")) == ""
 
 
 @pytest.mark.amqtt

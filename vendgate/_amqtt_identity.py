@@ -35,7 +35,7 @@ from amqtt.mqtt.connect import ConnectPacket
 from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import Session
 
-from vendgate.broker import Authenticate, claims_another_identity
+from vendgate.broker import Authenticate, LoginsUnavailable, claims_another_identity
 from vendgate.cloud.broker import Access, machine_grants, permits
 from vendgate.protocol.mqtt import ContractError
 
@@ -116,6 +116,9 @@ class IdentityCheckingBroker(Broker):  # type: ignore[misc]  # amqtt ships no ty
             return int(NOT_AUTHORIZED)
         try:
             allowed = await self._check_login(username, connect.password)
+        except LoginsUnavailable as exc:
+            log.warning("refused %r: %s", username, exc)
+            return int(SERVER_UNAVAILABLE)
         except Exception:  # the login store is down: say so, do not let anyone in
             log.exception("refused %r: authenticate failed", username)
             return int(SERVER_UNAVAILABLE)

@@ -12,6 +12,7 @@ from ._fleet import (
     MachineView,
     SlotBody,
 )
+from ._logins import machine_login_holds
 from ._ping import Pings
 from ._service import (
     MachineSpec,
@@ -46,6 +47,7 @@ __all__ = [
     "Stickers",
     "get_machine",
     "has_open_vend",
+    "machine_login_holds",
     "planogram_config",
     "record_status",
     "record_telemetry",

@@ -20,6 +20,9 @@ COMPONENT_LOGGERS = (
     "uvicorn",
     "alembic",
 )
+# The broker's refusals are warnings, but the demo tries strangers on purpose and says itself
+# what the broker answered; its errors (a login store that fails) still show.
+REFUSALS_LOGGER = "vendgate._amqtt_identity"
 
 
 class RetainedEchoFilter(logging.Filter):
@@ -95,6 +98,7 @@ def quiet_components(*, verbose: bool) -> None:
     if not verbose:
         for name in COMPONENT_LOGGERS:
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.root.level))
+        logging.getLogger(REFUSALS_LOGGER).setLevel(max(logging.ERROR, logging.root.level))
 
 
 def say(out: TextIO) -> Any:
