@@ -140,6 +140,25 @@ async def test_embedded_broker_still_takes_anonymous_and_matching_clients(
         assert await next_message(m2) == (COMMAND, b"hello")
 
 
+async def test_embedded_broker_sends_a_client_only_the_retained_messages_it_subscribed_to(
+    amqtt_broker: EmbeddedBroker,
+) -> None:
+    # amqtt 0.12 itself sends a connecting client the retained messages matching any client's
+    # subscriptions: here m1 would get m2's status (vendgate/_amqtt_identity.py).
+    port = amqtt_broker.port or 0
+    async with login(port, None, "cloud") as cloud:
+        await cloud.subscribe("vend/v1/+/status", qos=1)
+        await cloud.publish("vend/v1/m2/status", b"m2 online", qos=1, retain=True)
+        await cloud.publish(PRESENCE, b"cloud online", qos=1, retain=True)
+        assert await next_message(cloud) == ("vend/v1/m2/status", b"m2 online")
+        async with login(port, "m1", "m1") as m1:
+            await m1.subscribe("vend/v1/m1/cmd/#", qos=1)
+            await cloud.publish("vend/v1/m1/cmd/authorized", b"for m1", qos=1)
+            assert await next_message(m1) == ("vend/v1/m1/cmd/authorized", b"for m1")
+            await m1.subscribe(PRESENCE, qos=1)  # a retained message it did subscribe to
+            assert await next_message(m1) == (PRESENCE, b"cloud online")
+
+
 async def test_mosquitto_every_machine_reads_the_cloud_presence_and_none_writes_it(
     mosquitto: Mosquitto,
 ) -> None:
