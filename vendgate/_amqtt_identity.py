@@ -152,6 +152,16 @@ class IdentityCheckingBroker(Broker):  # type: ignore[misc]  # amqtt ships no ty
         if sends:
             await asyncio.wait(sends)
 
+    def logins(self) -> list[tuple[str, str]]:
+        """The username and password of every connected client that logged in."""
+        return [
+            (session.username, session.password)
+            for session, _ in self._sessions.values()
+            if session.transitions.is_connected()
+            and session.username is not None
+            and session.password is not None
+        ]
+
     async def disconnect(self, username: str) -> int:
         """Close the connections logged in as ``username``, without their wills."""
         dropped = 0

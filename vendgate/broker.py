@@ -20,7 +20,8 @@ asked of ``authenticate`` and confined to what Mosquitto's roles allow
 user's name therefore never gets the cloud's rights. ``authenticate`` is read on every CONNECT,
 so it may be set once the broker runs (the cloud's ``Fleet`` exists only after the cloud has
 started, and the cloud needs the broker to start). ``disconnect(username)`` drops that login's
-connections at once (after a revoke: ``authenticate`` then refuses it).
+connections at once (after a revoke: ``authenticate`` then refuses it); ``recheck()`` drops
+those whose login no longer holds (a broker that nobody tells, ``vendgate broker --database``).
 """
 
 from __future__ import annotations
@@ -156,6 +157,23 @@ class EmbeddedBroker:
         if dropped:
             log.info("dropped %d connection(s) of %s", dropped, username)
         return dropped
+
+    async def recheck(self) -> int:
+        """Drop every connection whose login no longer holds (its machine's password rotated,
+        revoked or deleted by a cloud this broker is not told of); returns how many. While the
+        login store is down, nobody is dropped."""
+        if self._broker is None:
+            raise RuntimeError("the broker is not running")
+        stale = set()
+        for username, password in self._broker.logins():
+            try:
+                holds = await self.check_login(username, password)
+            except Exception as exc:  # the store is down: keep who is in, as Mosquitto would
+                log.warning("cannot recheck the logins now: %s", exc)
+                return 0
+            if not holds:
+                stale.add(username)
+        return sum([await self.disconnect(username) for username in sorted(stale)])
 
     async def stop(self) -> None:
         if self._broker is not None:

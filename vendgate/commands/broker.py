@@ -35,6 +35,8 @@ PREFIX_ENV = "VENDGATE_MQTT_PREFIX"
 DATABASE_ENV = "VENDGATE_DATABASE_URL"
 # The cloud's own broker URL: its login is the one the broker lets do anything.
 CLOUD_MQTT_ENV = "VENDGATE_MQTT_URL"
+# Nobody tells a broker on its own of a revoke: it looks, one query per connected machine.
+RECHECK_S = 5.0
 ACCOUNT_ACTIONS = ("add", "add-cloud", "set-password", "disable", "enable", "remove")
 NEEDS_PASSWORD = ("add", "add-cloud", "set-password")
 
@@ -74,6 +76,14 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help=f"the cloud's password, the file's first line (default: the password in "
         f"${CLOUD_MQTT_ENV}, else asked on the terminal)",
+    )
+    parser.add_argument(
+        "--recheck",
+        type=float,
+        default=RECHECK_S,
+        metavar="SECONDS",
+        help="with --database: this often, drop connections whose login no longer holds (a "
+        f"password rotated, a machine revoked or deleted; default {RECHECK_S:g})",
     )
     add_prefix_option(parser)
     parser.set_defaults(handler=run)
@@ -160,8 +170,12 @@ def run(args: argparse.Namespace) -> int:
         if args.cloud_user or args.cloud_password_file:
             raise CommandError("--cloud-user and --cloud-password-file need --database", 2)
         return asyncio.run(serve(args.host, args.port, prefix=args.prefix))
+    if not args.recheck > 0:
+        raise CommandError(f"--recheck must be more than 0 seconds, got {args.recheck:g}", 2)
     cloud = cloud_login(args)  # asked before anything starts
-    return asyncio.run(serve(args.host, args.port, args.database, cloud, args.prefix))
+    return asyncio.run(
+        serve(args.host, args.port, args.database, cloud, args.prefix, recheck=args.recheck)
+    )
 
 
 def cloud_login(args: argparse.Namespace) -> tuple[str, str]:
@@ -198,9 +212,12 @@ async def serve(
     database: str | None = None,
     cloud: tuple[str, str] | None = None,
     prefix: str = DEFAULT_PREFIX,
+    *,
+    recheck: float = RECHECK_S,
 ) -> int:
     """Run the broker until SIGINT/SIGTERM: anonymous without ``database``, else checking
-    machines against it and ``cloud`` (username, password) against its password."""
+    machines against it (at every login, and every ``recheck`` seconds for those connected)
+    and ``cloud`` (username, password) against its password."""
     from vendgate.broker import BrokerStartError, EmbeddedBroker
 
     stop = asyncio.Event()
@@ -217,13 +234,25 @@ async def serve(
         except BrokerStartError as exc:
             print(f"vendgate broker: {exc}", file=sys.stderr)
             return 1
+        rechecking = asyncio.create_task(keep_rechecking(broker, recheck))
         try:
             print(broker.url, flush=True)
             say_who_gets_in(broker, database)
             await stop.wait()
         finally:
+            rechecking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await rechecking
             await broker.stop()
     return 0
+
+
+async def keep_rechecking(broker: EmbeddedBroker, interval: float) -> None:
+    if broker.authenticate is None:
+        return  # anonymous: no login to lose
+    while True:
+        await asyncio.sleep(interval)
+        await broker.recheck()
 
 
 @contextlib.asynccontextmanager
