@@ -152,14 +152,19 @@ def read_password(args: argparse.Namespace, who: str) -> str:
     if args.password is not None:
         return str(args.password)
     if args.password_file is not None:
-        lines = args.password_file.read_text().splitlines()
-        return lines[0] if lines else ""
+        return first_line_of(args.password_file)
     if not sys.stdin.isatty():
         raise CommandError(f"no password for {who}: give --password-file FILE (no terminal)")
     first = getpass.getpass(f"password for {who}: ")
     if getpass.getpass(f"password for {who} again: ") != first:
         raise CommandError(f"the two passwords for {who} differ")
     return first
+
+
+def first_line_of(path: Path) -> str:
+    """A password file's first line ("" for an empty file)."""
+    lines = path.read_text().splitlines()
+    return lines[0] if lines else ""
 
 
 # -- the embedded broker -----------------------------------------------------------------------
@@ -190,8 +195,7 @@ def cloud_login(args: argparse.Namespace) -> tuple[str, str]:
         raise CommandError(f"{CLOUD_MQTT_ENV}: {exc}", exit_code=2) from None
     user = args.cloud_user or given.username or CLOUD_USER
     if args.cloud_password_file is not None:
-        lines = args.cloud_password_file.read_text().splitlines()
-        password = lines[0] if lines else ""
+        password = first_line_of(args.cloud_password_file)
     elif given.password and given.username == user:
         password = given.password
     elif sys.stdin.isatty():
