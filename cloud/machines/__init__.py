@@ -13,6 +13,7 @@ from ._fleet import (
     SlotBody,
     machine_spec,
 )
+from ._logins import machine_login_holds
 from ._ping import Pings
 from ._service import (
     MachineSpec,
@@ -47,6 +48,7 @@ __all__ = [
     "Stickers",
     "get_machine",
     "has_open_vend",
+    "machine_login_holds",
     "machine_spec",
     "planogram_config",
     "record_status",

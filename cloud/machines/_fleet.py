@@ -37,7 +37,7 @@ from vendgate.cloud.db import (
     VendSession,
     transaction,
 )
-from vendgate.cloud.digests import digest, matches, new_claim_code, new_secret, normal_claim_code
+from vendgate.cloud.digests import digest, new_claim_code, new_secret, normal_claim_code
 from vendgate.cloud.errors import (
     BrokerUnavailable,
     Conflict,
@@ -48,6 +48,7 @@ from vendgate.cloud.errors import (
 from vendgate.protocol import Clock
 from vendgate.protocol.mqtt import MachineIdError, TopicTree, validate_machine_id
 
+from ._logins import machine_login_holds
 from ._service import MachineSpec, SlotSpec, get_machine, slots_of, upsert_machine
 
 UNSET = msgspec.UNSET
@@ -321,12 +322,7 @@ class Fleet:
 
     async def authenticate(self, username: str, password: str) -> bool:
         """The embedded broker's check: a live machine, its current password, not revoked."""
-        async with transaction(self._sessions) as db:
-            row = await db.get(MachineCredential, username)
-            machine = await db.get(Machine, username)
-        if row is None or row.revoked_at is not None or machine is None:
-            return False
-        return machine.deleted_at is None and matches(password, row.digest)
+        return await machine_login_holds(self._sessions, username, password)
 
     # -- helpers -------------------------------------------------------------------------
 
