@@ -54,7 +54,14 @@ from .errors import HttpRefusal, InvalidInput, VendgateError
 from .faults import Faults, no_faults
 from .machines import Fleet, FleetPolicy, Stickers
 from .mqtt import MessageHandler, MqttLink, OutboxPublisher
-from .operators import COMPONENTS, PROBLEM_JSON, ApiKeys, Problem, operator_routers
+from .operators import (
+    COMPONENTS,
+    PROBLEM_JSON,
+    ApiKeys,
+    Problem,
+    StrictStructSchemas,
+    operator_routers,
+)
 from .payments import Webhooks, webhook_handler
 from .reconciler import Reconciler
 from .settings import CloudSettings
@@ -370,6 +377,7 @@ def create_app(
         before_send=[add_security_headers],
         lifespan=[database, vipps, parts, background],
         openapi_config=OPENAPI,
+        plugins=[StrictStructSchemas()],
     )
 
 

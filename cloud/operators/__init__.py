@@ -17,6 +17,7 @@ from vendgate.cloud.machines import Fleet, Stickers
 
 from ._auth import COMPONENTS, SECURITY, ApiKeyAuth, scope_guard
 from ._keys import ApiKeys, KeyView, NewKey, Operator, Scope, parse_scopes
+from ._openapi import StrictStructSchemas
 from ._problems import PROBLEM_JSON, Problem
 from ._routes_keys import KeysController
 from ._routes_machines import MachinesController, public_router, sticker_sheet
@@ -30,6 +31,7 @@ __all__ = [
     "Operator",
     "Problem",
     "Scope",
+    "StrictStructSchemas",
     "operator_routers",
     "parse_scopes",
 ]

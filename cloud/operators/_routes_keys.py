@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get, post
@@ -10,13 +11,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from ._auth import needs
-from ._keys import ApiKeys, KeyView, NewKey, Scope
+from ._keys import NAME_MAX, ApiKeys, KeyView, NewKey, Scope
 from ._problems import problems
 
 
 class KeyRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    name: str
-    scopes: list[str]
+    name: Annotated[str, msgspec.Meta(description=f"1..{NAME_MAX} characters")]
+    scopes: list[Scope]
 
 
 class KeysController(Controller):

@@ -65,7 +65,7 @@ class MachinesController(Controller):
         self,
         fleet: NamedDependency[Fleet],
         status: Annotated[
-            str | None, Parameter(description="online, offline or disabled", required=False)
+            Literal["online", "offline", "disabled"] | None, Parameter(required=False)
         ] = None,
         q: Annotated[str | None, Parameter(description="part of the name", required=False)] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,

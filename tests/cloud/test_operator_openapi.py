@@ -7,15 +7,20 @@ but the public ``POST /api/v1/claims``) and each error it can answer as problem+
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from flow_support import Cloud, cloud_settings, running_cloud, sqlite_url
 from openapi_spec_validator import validate
 
-from vendgate.cloud.operators import PROBLEM_JSON
+from vendgate.cloud.operators import PROBLEM_JSON, ApiKeys, Scope
+from vendgate.protocol.mqtt import is_valid_machine_id
+
+Headers = dict[str, str]
 
 PREFIX = "/api/v1"
 PUBLIC = {("post", "/api/v1/claims")}
@@ -83,6 +88,21 @@ async def document(cloud: Cloud) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     served: dict[str, Any] = response.json()
     return served
+
+
+@pytest.fixture
+async def headers(cloud: Cloud) -> Headers:
+    keys: ApiKeys = cloud.app.state.api_keys
+    made = await keys.create("openapi", [scope.value for scope in Scope])
+    return {"Authorization": f"Bearer {made.key}"}
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
 
 
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -178,3 +198,50 @@ async def test_schema_serves_the_html_reference(cloud: Cloud) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert 'data-url="/schema/openapi.json"' in response.text  # Scalar reads the document
+
+
+def test_a_body_that_refuses_unknown_fields_says_so(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    for name in set(BODIES.values()):
+        assert schemas[name]["additionalProperties"] is False, name
+    assert schemas["MachineView"].get("additionalProperties") is None  # answers may grow
+
+
+@pytest.mark.parametrize(
+    "machine_id", ["a", "Lobby_1-b", "x" * 64, "", "x" * 65, "a b", "ø", "a/b"]
+)
+def test_the_documented_machine_id_pattern_is_the_protocols(
+    document: dict[str, Any], machine_id: str
+) -> None:
+    pattern = document["components"]["schemas"]["MachineBody"]["properties"]["id"]["pattern"]
+    assert bool(re.search(pattern, machine_id)) == is_valid_machine_id(machine_id)
+
+
+# -- the bodies behind the document's promises, where they were wrong before ----------------
+
+
+async def test_a_missing_query_parameter_is_422_naming_it(cloud: Cloud, headers: Headers) -> None:
+    response = await cloud.http.get("/api/v1/stickers.pdf", headers=headers)
+    body = problem(response, 422)
+    assert body["field"] == "machine"  # was "body"
+    assert body["detail"] == "machine: Missing required query parameter 'machine'"
+
+
+async def test_a_missing_body_is_422_naming_the_body(cloud: Cloud, headers: Headers) -> None:
+    json = {**headers, "content-type": "application/json"}
+    response = await cloud.http.post("/api/v1/machines", content=b"", headers=json)
+    body = problem(response, 422)
+    assert (body["field"], body["detail"]) == ("body", "body: a JSON body is required")
+    response = await cloud.http.post("/api/v1/claims", json=["not", "an", "object"])
+    assert problem(response, 422)["field"] == "body"  # Litestar calls it "data"
+
+
+async def test_a_body_that_is_not_json_is_400_with_the_status_as_title(
+    cloud: Cloud, headers: Headers
+) -> None:
+    json = {**headers, "content-type": "application/json"}
+    response = await cloud.http.post("/api/v1/machines", content=b"{nope", headers=json)
+    body = problem(response, 400)
+    assert body["title"] == "Bad Request"  # was the detail again
+    assert body["detail"].startswith("JSON is malformed")
+    assert "field" not in body
