@@ -175,7 +175,15 @@ def build_parts(
     handler = MessageHandler(
         sessions, vends, pings, tree, clock=clock, on_work=work.set, on_command=outbox.set
     )
-    reconciler = Reconciler(vends, sessions, work, clock=clock, timing=timing, postgres=postgres)
+    reconciler = Reconciler(
+        vends,
+        sessions,
+        work,
+        clock=clock,
+        timing=timing,
+        postgres=postgres,
+        concurrency=settings.work_concurrency,
+    )
     publisher = None
     if link is not None:
         publisher = OutboxPublisher(sessions, link, outbox, clock=clock, postgres=postgres)
@@ -209,7 +217,13 @@ def _mqtt_link(
 ) -> MqttLink:
     """The link; on every connect the outbox is published at once (``on_connect``)."""
     filters = cloud_filters(tree, shared=settings.mqtt.shared_subscriptions)
-    return MqttLink(settings.mqtt, filters, on_connect=on_connect, presence=tree.cloud_presence())
+    return MqttLink(
+        settings.mqtt,
+        filters,
+        on_connect=on_connect,
+        presence=tree.cloud_presence(),
+        machine_level=len(tree.prefix.split("/")),
+    )
 
 
 def provide_customers(state: State) -> CustomerService:

@@ -42,6 +42,8 @@ class Reconciler:
     clock: Clock
     timing: TimingSettings
     postgres: bool
+    # Sessions worked at once by this replica (each a Vipps call and a transaction or two).
+    concurrency: int = 16
 
     async def claim_due(self, now: datetime, limit: int = CLAIM_BATCH) -> list[str]:
         """Lease up to ``limit`` sessions whose next action is due and nobody else holds."""
@@ -63,16 +65,32 @@ class Reconciler:
             return [vend.id for vend in vends]
 
     async def run_once(self) -> int:
-        """Work every session due now; returns how many were claimed."""
+        """Work every session due now, ``concurrency`` at a time; returns how many were claimed.
+
+        Each session is this replica's alone while it holds the lease, so working several at
+        once never puts two workers on one session.
+        """
         worked = 0
+        batch = max(CLAIM_BATCH, self.concurrency)
         for _ in range(MAX_ROUNDS):
-            claimed = await self.claim_due(self.clock.now())
-            for vend_id in claimed:
-                await self.vends.run_claimed(vend_id)
+            claimed = await self.claim_due(self.clock.now(), batch)
+            await self._work(claimed)
             worked += len(claimed)
-            if len(claimed) < CLAIM_BATCH:
+            if len(claimed) < batch:
                 break
         return worked
+
+    async def _work(self, vend_ids: list[str]) -> None:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(vend_id: str) -> None:
+            async with gate:
+                try:
+                    await self.vends.run_claimed(vend_id)
+                except Exception:  # one session's failure must not hold up the others
+                    log.exception("vend %s: work failed; retried after its lease", vend_id)
+
+        await asyncio.gather(*(one(vend_id) for vend_id in vend_ids))
 
     async def run(self) -> None:
         while True:

@@ -177,6 +177,9 @@ class CloudSettings:
     rate_limits: RateLimitSettings = RateLimitSettings()
     fleet: FleetSettings = FleetSettings()
     payment_description: str = "Vending machine purchase"
+    # How many due sessions one replica works at once (the reconciler's bound; each waits on
+    # a Vipps call most of its time). Also VENDGATE_WORK_CONCURRENCY.
+    work_concurrency: int = 16
     # Off only in tests that drive the MQTT side or the reconciler by hand.
     run_mqtt: bool = True
     run_reconciler: bool = True
@@ -210,6 +213,7 @@ class CloudSettings:
             ),
             timing=_timing_from_env(env),
             rate_limits=_rate_limits_from_env(env),
+            work_concurrency=max(1, _whole(env, f"{ENV}WORK_CONCURRENCY", cls.work_concurrency)),
             fleet=FleetSettings(
                 machine_mqtt_url=env.get(f"{ENV}MACHINE_MQTT_URL", ""),
                 broker_admin_url=env.get(f"{ENV}BROKER_ADMIN_URL", ""),

@@ -12,10 +12,15 @@ broker by refusing a client id that differs from the username before it touches 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -140,6 +145,25 @@ async def test_embedded_broker_still_takes_anonymous_and_matching_clients(
         assert await next_message(m2) == (COMMAND, b"hello")
 
 
+async def test_embedded_broker_sends_a_client_only_the_retained_messages_it_subscribed_to(
+    amqtt_broker: EmbeddedBroker,
+) -> None:
+    # amqtt 0.12 itself sends a connecting client the retained messages matching any client's
+    # subscriptions: here m1 would get m2's status (vendgate/_amqtt_identity.py).
+    port = amqtt_broker.port or 0
+    async with login(port, None, "cloud") as cloud:
+        await cloud.subscribe("vend/v1/+/status", qos=1)
+        await cloud.publish("vend/v1/m2/status", b"m2 online", qos=1, retain=True)
+        await cloud.publish(PRESENCE, b"cloud online", qos=1, retain=True)
+        assert await next_message(cloud) == ("vend/v1/m2/status", b"m2 online")
+        async with login(port, "m1", "m1") as m1:
+            await m1.subscribe("vend/v1/m1/cmd/#", qos=1)
+            await cloud.publish("vend/v1/m1/cmd/authorized", b"for m1", qos=1)
+            assert await next_message(m1) == ("vend/v1/m1/cmd/authorized", b"for m1")
+            await m1.subscribe(PRESENCE, qos=1)  # a retained message it did subscribe to
+            assert await next_message(m1) == (PRESENCE, b"cloud online")
+
+
 async def test_mosquitto_every_machine_reads_the_cloud_presence_and_none_writes_it(
     mosquitto: Mosquitto,
 ) -> None:
@@ -177,11 +201,10 @@ def test_which_connects_claim_another_identity(
 
 
 class Logins:
-    """An in-memory login store: the cloud user, m1..m3; ``revoked`` ones are refused."""
+    """An in-memory store of machine logins, m1..m3; ``revoked`` ones are refused."""
 
     def __init__(self) -> None:
-        self.passwords = {CLOUD_USER: CLOUD_PASSWORD}
-        self.passwords |= {m: machine_password(m) for m in ("m1", "m2", "m3")}
+        self.passwords = {m: machine_password(m) for m in ("m1", "m2", "m3")}
         self.revoked: set[str] = set()
         self.failing = False
 
@@ -198,7 +221,8 @@ def logins() -> Logins:
 
 @pytest.fixture
 async def guarded(logins: Logins) -> AsyncIterator[EmbeddedBroker]:
-    async with EmbeddedBroker(authenticate=logins.authenticate) as broker:
+    cloud = {CLOUD_USER: CLOUD_PASSWORD}
+    async with EmbeddedBroker(authenticate=logins.authenticate, cloud_logins=cloud) as broker:
         yield broker
 
 
@@ -234,6 +258,30 @@ async def test_embedded_broker_with_logins_refuses_bad_ones(
     found = await refusal(port, username, password)
     assert re.search(reason, found, flags=re.IGNORECASE), found
     assert await refusal(port, "m1", machine_password("m1")) == ""
+
+
+@pytest.mark.amqtt
+async def test_embedded_broker_never_asks_the_machine_store_about_a_cloud_user(
+    guarded: EmbeddedBroker, logins: Logins
+) -> None:
+    # A machine given the cloud user's name (an operator's typo) must not get the cloud's rights.
+    logins.passwords[CLOUD_USER] = "the machine's password"
+    found = await refusal(guarded.port or 0, CLOUD_USER, "the machine's password")
+    assert "bad user name or password" in found.lower(), found
+    assert await refusal(guarded.port or 0, CLOUD_USER, CLOUD_PASSWORD) == ""
+
+
+@pytest.mark.amqtt
+async def test_embedded_broker_lets_the_cloud_in_before_it_can_check_machines() -> None:
+    # The cloud's Fleet (the machines' check) exists only once the cloud runs on the broker.
+    async with EmbeddedBroker(cloud_logins={CLOUD_USER: CLOUD_PASSWORD}) as broker:
+        port = broker.port or 0
+        assert await refusal(port, CLOUD_USER, CLOUD_PASSWORD) == ""
+        found = await refusal(port, "m1", machine_password("m1"))
+        assert "unavailable" in found.lower(), found
+        assert "not authori" in (await refusal(port, None, None)).lower()
+        broker.authenticate = Logins().authenticate
+        assert await refusal(port, "m1", machine_password("m1")) == ""
 
 
 @pytest.mark.amqtt
@@ -343,3 +391,145 @@ async def test_the_static_mosquitto_setup_still_confines_machines(
         await m1.publish("vend/v1/m2/evt/dispensed", b"forged by m1", qos=1)
         await m1.publish("vend/v1/m1/evt/dispensed", b"from m1", qos=1)
         assert await next_message(cloud) == ("vend/v1/m1/evt/dispensed", b"from m1")
+
+
+# -- `vendgate broker`: anonymous, or checking the cloud's database ------------------------------
+
+VENDGATE = [sys.executable, "-m", "vendgate"]
+CLOUD_SECRET = "the-cloud-password"
+
+
+def command_env(tmp_path: Path, **variables: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("VENDGATE_")}
+    return {
+        **env,
+        "VENDGATE_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONUNBUFFERED": "1",
+        **variables,
+    }
+
+
+async def add_machine(env: dict[str, str], machine_id: str) -> str:
+    """``vendgate cloud add-machine`` (the Fleet): the broker password it shows once."""
+    process = await asyncio.create_subprocess_exec(
+        *VENDGATE, "cloud", "add-machine", machine_id, "Lobby", env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    found = re.search(r"password (\S+)", out.decode())
+    assert found is not None, out.decode()
+    return found.group(1)
+
+
+@asynccontextmanager
+async def broker_command(env: dict[str, str], *args: str) -> AsyncIterator[tuple[int, str]]:
+    """``vendgate broker --port 0 ARGS`` running: its port and its first line on stderr."""
+    process = await asyncio.create_subprocess_exec(
+        *VENDGATE, "broker", "--port", "0", *args, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        url = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
+        assert url.startswith("mqtt://127.0.0.1:"), url
+        said = ""
+        while not said.startswith("vendgate broker:"):  # after the log lines
+            said = (await asyncio.wait_for(process.stderr.readline(), 30)).decode().strip()
+        draining = asyncio.create_task(process.stderr.read())  # a full pipe would stop it
+        yield int(url.rsplit(":", 1)[1]), said
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+        await draining
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+@pytest.mark.amqtt
+async def test_the_broker_command_without_a_database_warns_that_it_takes_anyone(
+    tmp_path: Path,
+) -> None:
+    async with broker_command(command_env(tmp_path)) as (port, said):
+        assert "WARNING: anonymous" in said
+        assert await refusal(port, None, None) == ""
+
+
+@pytest.mark.amqtt
+async def test_the_broker_command_checks_machines_against_the_clouds_database(
+    tmp_path: Path,
+) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'cloud.db'}"
+    env = command_env(tmp_path, VENDGATE_DATABASE_URL=database)
+    password = await add_machine(env, "m1")
+    # The cloud's login from the variable the cloud itself logs in with.
+    env["VENDGATE_MQTT_URL"] = f"mqtt://{CLOUD_USER}:{CLOUD_SECRET}@127.0.0.1:1883"
+    async with broker_command(env, "--recheck", "0.1") as (port, said):
+        assert f"the cloud as {CLOUD_USER}, machines against sqlite" in said
+        assert "not authori" in (await refusal(port, None, None)).lower()
+        assert "bad user name" in (await refusal(port, "m1", "wrong")).lower()
+        assert "bad user name" in (await refusal(port, CLOUD_USER, password)).lower()
+        async with (
+            guarded_login(port, CLOUD_USER, CLOUD_SECRET) as cloud,
+            guarded_login(port, "m1", password) as m1,
+        ):
+            await cloud.subscribe("vend/v1/#", qos=1)
+            await m1.publish("vend/v1/m2/status", b"forged by m1", qos=1)
+            await m1.publish("vend/v1/m1/status", b"m1 online", qos=1)
+            assert await next_message(cloud) == ("vend/v1/m1/status", b"m1 online")
+            # A cloud in another process revokes m1: nobody tells this broker, it rechecks.
+            await revoke(database, "m1")
+            with pytest.raises(aiomqtt.MqttError, match="Disconnected"):
+                await next_message(m1)
+            await cloud.publish("vend/v1/m2/cmd/authorized", b"still connected", qos=1)
+            assert await next_message(cloud) == ("vend/v1/m2/cmd/authorized", b"still connected")
+        assert "bad user name" in (await refusal(port, "m1", password)).lower()
+
+
+async def revoke(database: str, machine_id: str) -> None:
+    """What ``DELETE /api/v1/machines/{id}/credentials`` does, on the cloud's database."""
+    from vendgate.cloud.broker import DatabaseLogins
+    from vendgate.cloud.db import create_engine, session_factory
+    from vendgate.cloud.machines import Fleet, FleetPolicy
+    from vendgate.protocol import SystemClock
+    from vendgate.protocol.mqtt import TopicTree
+
+    engine = create_engine(database)
+    try:
+        policy = FleetPolicy(public_url="http://cloud.test", machine_mqtt_url="")
+        sessions = session_factory(engine)
+        fleet = Fleet(sessions, SystemClock(), TopicTree(), DatabaseLogins(), policy)
+        await fleet.revoke(machine_id)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "wanted"),
+    [
+        (["--database", "{db}"], {}, "vendgate cloud migrate"),  # an empty database
+        (["--cloud-user", "x"], {}, "need --database"),
+        (
+            ["--database", "{db}"],
+            {"VENDGATE_MQTT_URL": "mqtt://127.0.0.1"},
+            "--cloud-password-file",
+        ),
+    ],
+)
+def test_the_broker_command_refuses_what_it_cannot_use_in_one_line(
+    tmp_path: Path, args: list[str], variables: dict[str, str], wanted: str
+) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    env = command_env(tmp_path, **{"VENDGATE_MQTT_URL": f"mqtt://u:{CLOUD_SECRET}@h", **variables})
+    argv = [arg.replace("{db}", database) for arg in args]
+    done = subprocess.run(
+        [*VENDGATE, "broker", "--port", "0", *argv],
+        capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0
+    assert len(lines) == 1, done.stderr
+    assert wanted in lines[0]
+    assert done.stdout == ""  # it never listened

@@ -117,7 +117,7 @@ def one_line_error(
         (["1:Cola:2500:20000"], ["slot 1 (Cola)", "vat_rate", "20000"]),
         (["70000:Cola:2500"], ["slot 70000", "item", "0..65535"]),
         (["1::2500"], ["slot 1", "name"]),
-        (["1:Cola:2500", "1:Fanta:3000"], ["item 1 ", "more than once"]),
+        (["1:Cola:2500", "1:Fanta:3000"], ["item 1 ", "also slots[0]"]),
     ],
 )
 def test_add_machine_refuses_a_bad_slot_in_one_line_and_stores_nothing(

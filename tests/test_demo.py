@@ -9,6 +9,7 @@ recompute every expectation from the reported amounts rather than trusting the d
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import Any
@@ -82,6 +83,9 @@ def test_the_demo_meets_every_expectation() -> None:
 
     assert status == 0, progress
     assert report["ok"] is True
+    # The machines logged in with their issued passwords; strangers did not get in.
+    assert re.search(r"broker refuses strangers: no login: .*Not authori[sz]ed", progress)
+    assert re.search(r"m1 with a wrong password: .*Bad user name or password", progress)
     assert [p["scenario"] for p in report["purchases"]] == ["normal", "jam", "timeout", "busy"]
     (normal,) = of(report, "normal")
     assert_paid(normal)

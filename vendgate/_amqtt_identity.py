@@ -11,7 +11,12 @@ a client without a login ("not authorized") or with a wrong one ("bad username o
 otherwise it hands amqtt the connection with the CONNECT bytes replayed.
 
 Topics are amqtt's plugin business (it asks on every subscribe, publish and delivery), so they
-are checked by ``GrantsTopicPlugin``, with the grants Mosquitto's roles hold.
+are checked by ``GrantsTopicPlugin``, with the grants Mosquitto's roles hold. Except for
+retained messages: amqtt 0.12 sends them without asking the plugins, and on every connect it
+sends a client those matching *any* client's subscriptions (``Broker._handle_client_session``
+loops over ``self._subscriptions``), so a machine would get another's retained status. The
+subclass sends a client only the retained messages of its own subscriptions that it may
+receive, as Mosquitto does.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from amqtt.mqtt.connect import ConnectPacket
 from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import Session
 
-from vendgate.broker import Authenticate, claims_another_identity
+from vendgate.broker import Authenticate, LoginsUnavailable, claims_another_identity
 from vendgate.cloud.broker import Access, machine_grants, permits
 from vendgate.protocol.mqtt import ContractError
 
@@ -116,6 +121,9 @@ class IdentityCheckingBroker(Broker):  # type: ignore[misc]  # amqtt ships no ty
             return int(NOT_AUTHORIZED)
         try:
             allowed = await self._check_login(username, connect.password)
+        except LoginsUnavailable as exc:
+            log.warning("refused %r: %s", username, exc)
+            return int(SERVER_UNAVAILABLE)
         except Exception:  # the login store is down: say so, do not let anyone in
             log.exception("refused %r: authenticate failed", username)
             return int(SERVER_UNAVAILABLE)
@@ -123,6 +131,36 @@ class IdentityCheckingBroker(Broker):  # type: ignore[misc]  # amqtt ships no ty
             log.warning("refused %r: bad username or password", username)
             return int(BAD_USERNAME_PASSWORD)
         return None
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Session
+    ) -> None:
+        """amqtt's, for the session's own subscriptions only, and only what it may receive."""
+        topic_filter, qos = subscription
+        subscribers = self._subscriptions.get(topic_filter, ())
+        handler = self._get_handler(session)
+        if handler is None or all(s.client_id != session.client_id for s, _ in subscribers):
+            return
+        sends = []
+        for topic, retained in list(self._retained_messages.items()):
+            if self._matches(topic, topic_filter) and await self._topic_filtering(
+                session, topic=topic, action=Action.RECEIVE
+            ):
+                qos_out = min(qos, retained.qos or qos)
+                send = handler.mqtt_publish(topic, retained.data, qos_out, retain=True)
+                sends.append(asyncio.ensure_future(send))
+        if sends:
+            await asyncio.wait(sends)
+
+    def logins(self) -> list[tuple[str, str]]:
+        """The username and password of every connected client that logged in."""
+        return [
+            (session.username, session.password)
+            for session, _ in self._sessions.values()
+            if session.transitions.is_connected()
+            and session.username is not None
+            and session.password is not None
+        ]
 
     async def disconnect(self, username: str) -> int:
         """Close the connections logged in as ``username``, without their wills."""

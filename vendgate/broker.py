@@ -10,18 +10,25 @@ username, so that no client can take over another's session: a client that names
 use it as client id, or it is refused (``vendgate/_amqtt_identity.py``). Anonymous clients, and
 clients that send no client id, connect as before.
 
-Logins are off by default (anonymous, every topic: the demo and most tests). Given an
-``authenticate(username, password)`` coroutine function (the cloud passes one that reads its
-database), every client must log in, and the broker confines each to what Mosquitto's roles
-allow (``vendgate.cloud.broker.machine_grants``: a machine only its own topics), except the
-``cloud_users``, which may do anything. ``disconnect(username)`` drops that login's
-connections at once (after a revoke: ``authenticate`` then refuses it).
+Logins are off by default (anonymous, every topic: ``vendgate broker`` without a database and
+most tests). Given ``cloud_logins`` (the cloud's own users and passwords) or an
+``authenticate(username, password)`` coroutine function for the machines (the cloud's
+``Fleet.authenticate``, which reads its database), every client must log in. A cloud login is
+checked here, against its password, and may do anything; every other login is a machine's,
+asked of ``authenticate`` and confined to what Mosquitto's roles allow
+(``vendgate.cloud.broker.machine_grants``: only its own topics). A machine whose id is a cloud
+user's name therefore never gets the cloud's rights. ``authenticate`` is read on every CONNECT,
+so it may be set once the broker runs (the cloud's ``Fleet`` exists only after the cloud has
+started, and the cloud needs the broker to start). ``disconnect(username)`` drops that login's
+connections at once (after a revoke: ``authenticate`` then refuses it); ``recheck()`` drops
+those whose login no longer holds (a broker that nobody tells, ``vendgate broker --database``).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -34,9 +41,14 @@ class BrokerStartError(RuntimeError):
     """The embedded broker could not start (usually: the port is taken)."""
 
 
+class LoginsUnavailable(RuntimeError):
+    """No machine login can be checked now (the broker has no ``authenticate`` yet)."""
+
+
 # amqtt wants one auth plugin that says yes; logins are checked before amqtt sees a CONNECT.
 ANONYMOUS_ONLY = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
 TOPIC_CHECK = "vendgate._amqtt_identity.GrantsTopicPlugin"
+# The cloud's own login where one is made up (the demo; `vendgate broker`'s default).
 CLOUD_USER = "vendgate-cloud"
 
 # ``authenticate(username, password)``: True lets the client in.
@@ -64,16 +76,24 @@ class EmbeddedBroker:
         port: int = 0,
         *,
         authenticate: Authenticate | None = None,
-        cloud_users: Collection[str] = (CLOUD_USER,),
+        cloud_logins: Mapping[str, str] | None = None,
         prefix: str = DEFAULT_PREFIX,
     ) -> None:
         self.host = host
         self._requested_port = port
         self.port: int | None = None
         self._broker: Any = None
+        # Machines' logins; read on every CONNECT (None on a guarded broker: "unavailable").
         self.authenticate = authenticate
-        self.cloud_users = frozenset(cloud_users)
+        self._cloud_logins = dict(cloud_logins or {})
+        # Decided here, once: a broker that checks logins never turns anonymous.
+        self.guarded = authenticate is not None or bool(self._cloud_logins)
         self.prefix = prefix
+
+    @property
+    def cloud_users(self) -> frozenset[str]:
+        """The logins that may do anything (the cloud's own)."""
+        return frozenset(self._cloud_logins)
 
     @property
     def url(self) -> str:
@@ -86,7 +106,7 @@ class EmbeddedBroker:
         from vendgate._amqtt_identity import IdentityCheckingBroker
 
         plugins: dict[str, Any] = dict(ANONYMOUS_ONLY)
-        if self.authenticate is not None:
+        if self.guarded:
             plugins[TOPIC_CHECK] = {"prefix": self.prefix, "cloud_users": sorted(self.cloud_users)}
         config = {
             "listeners": {
@@ -94,7 +114,8 @@ class EmbeddedBroker:
             },
             "plugins": plugins,
         }
-        self._broker = IdentityCheckingBroker(config, authenticate=self.authenticate)
+        check = self.check_login if self.guarded else None
+        self._broker = IdentityCheckingBroker(config, authenticate=check)
         try:
             await self._broker.start()
         except Exception as exc:  # amqtt wraps the OSError in its own BrokerError
@@ -118,6 +139,15 @@ class EmbeddedBroker:
                 return self._requested_port
             raise RuntimeError("cannot find the embedded broker's port") from None
 
+    async def check_login(self, username: str, password: str) -> bool:
+        """A cloud user's password, else a machine's login as ``authenticate`` says."""
+        if username in self._cloud_logins:
+            expected = self._cloud_logins[username]
+            return hmac.compare_digest(password.encode(), expected.encode())
+        if self.authenticate is None:
+            raise LoginsUnavailable("no machine logins to check yet")
+        return await self.authenticate(username, password)
+
     async def disconnect(self, username: str) -> int:
         """Drop every connection logged in as ``username`` now, without its will (as Mosquitto
         does on a revoke); returns how many there were. Its sessions stay."""
@@ -127,6 +157,23 @@ class EmbeddedBroker:
         if dropped:
             log.info("dropped %d connection(s) of %s", dropped, username)
         return dropped
+
+    async def recheck(self) -> int:
+        """Drop every connection whose login no longer holds (its machine's password rotated,
+        revoked or deleted by a cloud this broker is not told of); returns how many. While the
+        login store is down, nobody is dropped."""
+        if self._broker is None:
+            raise RuntimeError("the broker is not running")
+        stale = set()
+        for username, password in self._broker.logins():
+            try:
+                holds = await self.check_login(username, password)
+            except Exception as exc:  # the store is down: keep who is in, as Mosquitto would
+                log.warning("cannot recheck the logins now: %s", exc)
+                return 0
+            if not holds:
+                stale.add(username)
+        return sum([await self.disconnect(username) for username in sorted(stale)])
 
     async def stop(self) -> None:
         if self._broker is not None:

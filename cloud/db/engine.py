@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POOL_RECYCLE_S = 1800
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -27,7 +28,11 @@ SessionFactory = async_sessionmaker[AsyncSession]
 def create_engine(url: str) -> AsyncEngine:
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_async_engine(url, pool_pre_ping=True)
+    # No pre-ping (a round trip on every checkout): connections are recycled before servers or
+    # proxies drop idle ones, and one that died anyway fails its transaction once, which every
+    # caller already treats as "try again" (the reconciler's next pass, an unacked event).
+    # The pool holds the reconciler's concurrency plus the requests and events beside it.
+    return create_async_engine(url, pool_recycle=POOL_RECYCLE_S, pool_size=20, max_overflow=20)
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:

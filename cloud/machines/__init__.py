@@ -11,7 +11,9 @@ from ._fleet import (
     MachinePatch,
     MachineView,
     SlotBody,
+    machine_spec,
 )
+from ._logins import machine_login_holds
 from ._ping import Pings
 from ._service import (
     MachineSpec,
@@ -46,6 +48,8 @@ __all__ = [
     "Stickers",
     "get_machine",
     "has_open_vend",
+    "machine_login_holds",
+    "machine_spec",
     "planogram_config",
     "record_status",
     "record_telemetry",

@@ -38,7 +38,7 @@ from vendgate.cloud.db import (
     VendSession,
     transaction,
 )
-from vendgate.cloud.digests import digest, matches, new_claim_code, new_secret, normal_claim_code
+from vendgate.cloud.digests import digest, new_claim_code, new_secret, normal_claim_code
 from vendgate.cloud.errors import (
     BrokerUnavailable,
     Conflict,
@@ -49,6 +49,7 @@ from vendgate.cloud.errors import (
 from vendgate.protocol import Clock
 from vendgate.protocol.mqtt import MachineIdError, TopicTree, validate_machine_id
 
+from ._logins import machine_login_holds
 from ._service import (
     ITEM_RANGE,
     PRICE_RANGE,
@@ -343,12 +344,7 @@ class Fleet:
 
     async def authenticate(self, username: str, password: str) -> bool:
         """The embedded broker's check: a live machine, its current password, not revoked."""
-        async with transaction(self._sessions) as db:
-            row = await db.get(MachineCredential, username)
-            machine = await db.get(Machine, username)
-        if row is None or row.revoked_at is not None or machine is None:
-            return False
-        return machine.deleted_at is None and matches(password, row.digest)
+        return await machine_login_holds(self._sessions, username, password)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -359,42 +355,10 @@ class Fleet:
             raise BrokerUnavailable(f"the broker did not take the change: {error}") from None
 
     def _spec(self, body: MachineBody) -> MachineSpec:
-        try:
-            validate_machine_id(body.id)
-        except MachineIdError as error:
-            raise InvalidInput(str(error), field="id") from None
-        return MachineSpec(
-            machine_id=body.id,
-            name=_text("name", body.name, required=True),
-            slots=self._slot_specs(body.slots),
-            currency=_currency(body.currency),
-            price_mode=_price_mode(body.price_mode),
-            vat_rate=_vat_rate(body.vat_rate),
-            location=_text("location", body.location, required=False),
-            callback_qr_id=body.callback_qr_id or None,
-        )
+        return machine_spec(body, self.policy.max_price)
 
     def _slot_specs(self, slots: Sequence[SlotBody]) -> list[SlotSpec]:
-        specs: list[SlotSpec] = []
-        seen: dict[int, int] = {}
-        for index, slot in enumerate(slots):
-            where = f"slots[{index}]"
-            try:
-                spec = SlotSpec(**msgspec.structs.asdict(slot))
-            except InvalidPlanogram as error:
-                raise InvalidInput(
-                    f"{where}: {error.detail}", field=f"{where}.{error.field}"
-                ) from None
-            if spec.price > self.policy.max_price:
-                ceiling = self.policy.max_price
-                text = f"{where}: price {spec.price} is above this deployment's ceiling {ceiling}"
-                raise InvalidInput(text, field=f"{where}.price")
-            if spec.item in seen:
-                text = f"{where}: item {spec.item} is also slots[{seen[spec.item]}]"
-                raise InvalidInput(text, field=f"{where}.item")
-            seen[spec.item] = index
-            specs.append(spec)
-        return specs
+        return slot_specs(slots, self.policy.max_price)
 
     async def _live(self, db: AsyncSession, machine_id: str) -> Machine:
         machine = await get_machine(db, machine_id)
@@ -411,10 +375,18 @@ class Fleet:
         db.add(row)
 
     async def _revoke_in(self, db: AsyncSession, machine_id: str) -> None:
+        now = self._clock.now()
         row = await db.get(MachineCredential, machine_id)
         if row is not None and row.revoked_at is None:
-            row.revoked_at = self._clock.now()
+            row.revoked_at = now
             db.add(row)
+        # The broker drops a revoked machine without its last will: record the offline here.
+        # (The retained `online` it sent before carries the seq already applied, so a replay
+        # of it changes nothing.)
+        machine = await db.get(Machine, machine_id)
+        if machine is not None and machine.online:
+            machine.online, machine.state_since = False, now
+            db.add(machine)
 
     def _login(self, machine_id: str, password: str) -> BrokerLogin:
         return BrokerLogin(
@@ -449,6 +421,44 @@ class Fleet:
             created_at=as_utc(machine.created_at),
             slots=[_slot_body(s) for s in slots],
         )
+
+
+def machine_spec(body: MachineBody, max_price: int) -> MachineSpec:
+    """The machine an operator described, checked: a 422 naming the field, or the spec."""
+    try:
+        validate_machine_id(body.id)
+    except MachineIdError as error:
+        raise InvalidInput(str(error), field="id") from None
+    return MachineSpec(
+        machine_id=body.id,
+        name=_text("name", body.name, required=True),
+        slots=slot_specs(body.slots, max_price),
+        currency=_currency(body.currency),
+        price_mode=_price_mode(body.price_mode),
+        vat_rate=_vat_rate(body.vat_rate),
+        location=_text("location", body.location, required=False),
+        callback_qr_id=body.callback_qr_id or None,
+    )
+
+
+def slot_specs(slots: Sequence[SlotBody], max_price: int) -> list[SlotSpec]:
+    specs: list[SlotSpec] = []
+    seen: dict[int, int] = {}
+    for index, slot in enumerate(slots):
+        where = f"slots[{index}]"
+        try:
+            spec = SlotSpec(**msgspec.structs.asdict(slot))
+        except InvalidPlanogram as error:
+            raise InvalidInput(f"{where}: {error.detail}", field=f"{where}.{error.field}") from None
+        if spec.price > max_price:
+            text = f"{where}: price {spec.price} is above this deployment's ceiling {max_price}"
+            raise InvalidInput(text, field=f"{where}.price")
+        if spec.item in seen:
+            text = f"{where}: item {spec.item} is also slots[{seen[spec.item]}]"
+            raise InvalidInput(text, field=f"{where}.item")
+        seen[spec.item] = index
+        specs.append(spec)
+    return specs
 
 
 def _slot_body(slot: Slot) -> SlotBody:
@@ -545,4 +555,5 @@ __all__ = [
     "MachinePatch",
     "MachineView",
     "SlotBody",
+    "machine_spec",
 ]

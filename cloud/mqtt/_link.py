@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -43,6 +44,13 @@ MessageHandler = Callable[[aiomqtt.Message], Awaitable[Sequence[Reply] | None]]
 OnConnect = Callable[[], None]
 
 
+# Messages are handled in lanes: one machine's always in the same lane, in order, and a slow
+# one (a transaction waiting on a lock) holds up only the machines that share its lane. A full
+# lane stops the reading, so the broker queues for us instead of our memory growing.
+LANES = 16
+LANE_BACKLOG = 64
+
+
 class NotConnected(ConnectionError):
     """A publish was asked for while the link is down; the caller retries later."""
 
@@ -57,8 +65,14 @@ class MqttLink:
         filters: Sequence[TopicFilter],
         on_connect: OnConnect = lambda: None,
         presence: Topic | None = None,
+        *,
+        machine_level: int = 2,
+        lanes: int = LANES,
     ) -> None:
+        """``machine_level``: which level of a topic names the machine (after the prefix's)."""
         self.settings = settings
+        self.machine_level = machine_level
+        self.lanes = lanes
         self.filters = tuple(filters)
         self.on_connect = on_connect
         self.presence = presence  # where to announce this replica (None: nowhere)
@@ -126,8 +140,33 @@ class MqttLink:
                 self.settings.client_id,
             )
             self.on_connect()
+            await self._dispatch(client, handler)
+
+    async def _dispatch(self, client: aiomqtt.Client, handler: MessageHandler) -> None:
+        lanes = [asyncio.Queue[aiomqtt.Message](LANE_BACKLOG) for _ in range(self.lanes)]
+        workers = [asyncio.create_task(self._work(lane, handler)) for lane in lanes]
+        try:
             async for message in client.messages:
+                await lanes[self._lane_of(message)].put(message)
+        finally:
+            # Messages still queued are dropped with the connection: the edge re-sends every
+            # event the cloud has not acked, and statuses are retained.
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    def _lane_of(self, message: aiomqtt.Message) -> int:
+        levels = message.topic.value.split("/")
+        machine = levels[self.machine_level] if len(levels) > self.machine_level else ""
+        return zlib.crc32(machine.encode()) % self.lanes  # the same lane in every run
+
+    async def _work(self, lane: asyncio.Queue[aiomqtt.Message], handler: MessageHandler) -> None:
+        while True:
+            message = await lane.get()
+            try:
                 await self._reply(await handler(message) or ())
+            except Exception:  # one message must never stop its lane
+                log.exception("handling %s failed; dropped (an event is re-sent)", message.topic)
 
     async def _reply(self, replies: Sequence[Reply]) -> None:
         for reply in replies:

@@ -19,6 +19,7 @@ import msgspec
 from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -48,6 +49,10 @@ from vendgate.protocol import Clock
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+# The advisory lock of the webhook registration (any constant that no other lock uses).
+LOCK_KEY = 0x76656E64  # "vend"
 
 
 class Ok(msgspec.Struct):
@@ -137,18 +142,29 @@ class Webhooks:
             log.info("check-in %s handled concurrently", key)
 
     async def ensure_registered(self, vipps: VippsClient) -> None:
-        """Register our webhook URL with Vipps once and keep its secret (shared by replicas)."""
+        """Register our webhook URL with Vipps once per deployment and keep its secret.
+
+        Replicas starting together would each find no registration and each register one, and
+        Vipps would then send every event once per registration. So the look and the register
+        happen under one lock: PostgreSQL's advisory lock (or SQLite's write lock, which every
+        transaction here takes first). It is the one transaction that spans an HTTP call, once,
+        at start.
+        """
         if self.settings.secret or not self.settings.register:
             return
-        if await self.secrets():
-            return
-        try:
-            events = [*EPAYMENT_EVENTS, CHECKED_IN_EVENT]
-            registration = await vipps.webhooks.register(self.url, events)
-        except VippsError as exc:
-            log.warning("could not register the Vipps webhook (polling still works): %s", exc)
-            return
         async with transaction(self.sessions) as db:
+            if db.get_bind().dialect.name == "postgresql":
+                lock = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=LOCK_KEY)
+                await (await db.connection()).execute(lock)  # (exec takes no raw SQL)
+            query = select(WebhookRegistration).where(WebhookRegistration.url == self.url)
+            if (await db.exec(query)).first() is not None:
+                return
+            try:
+                events = [*EPAYMENT_EVENTS, CHECKED_IN_EVENT]
+                registration = await vipps.webhooks.register(self.url, events)
+            except VippsError as exc:
+                log.warning("could not register the Vipps webhook (polling still works): %s", exc)
+                return
             db.add(
                 WebhookRegistration(
                     id=registration.id,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from flow_support import sqlite_url
 from flow_tiers import Tier, tier_for
 from litestar import Litestar
 from support.postgres import create_database, drop_database
@@ -77,6 +78,21 @@ def fresh_postgres(postgres_url: str) -> Iterator[str]:
     name, url = create_database()
     yield url
     drop_database(name)
+
+
+DATABASES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
+]
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test twice: on a SQLite file, and on a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    url: str = request.getfixturevalue("fresh_postgres")
+    return url
 
 
 @pytest.fixture

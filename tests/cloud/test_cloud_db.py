@@ -140,7 +140,7 @@ def test_cli_migrate_and_add_machine(tmp_path: Path) -> None:
         text=True,
     )
     assert added.returncode == 0, added.stderr
-    assert "m7 has 1 slots" in added.stdout
+    assert "machine m7 created with 1 slots" in added.stdout
     bad = subprocess.run(
         [*vendgate, "add-machine", "m7", "Gym", "--slot", "eleven"],
         env=env,

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import zxingcpp
-from flow_support import Cloud, cloud_settings, running_cloud, sqlite_url
+from flow_support import Cloud, cloud_settings, running_cloud
 from PIL import Image
 from sqlmodel import col, select
 
@@ -23,10 +22,6 @@ from vendgate.cloud.db import OutboxCommand, transaction
 from vendgate.cloud.operators import ApiKeys, Scope
 from vendgate.protocol.mqtt import Config
 
-DATABASES = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
-]
 MACHINE = {
     "id": "lobby-1",
     "name": "Lobby",
@@ -37,14 +32,6 @@ MACHINE = {
         {"item": 13, "name": "Sjokolade", "price": 3500, "enabled": False},
     ],
 }
-
-
-@pytest.fixture(params=DATABASES)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path)
-    url: str = request.getfixturevalue("fresh_postgres")
-    return url
 
 
 class RecordingAccounts:

@@ -40,6 +40,7 @@ from support.machine import board_process, start_edge, stop
 from support.mosquitto import ADMIN_USER, CLOUD_PASSWORD, CLOUD_USER, Mosquitto
 
 from vendgate.cloud.settings import FleetSettings, MqttSettings
+from vendgate.edge import read_config_file
 
 MACHINE = "shop-1"
 # Two slots of the board simulator's own planogram; the reservation is the highest price.
@@ -163,8 +164,27 @@ async def first_sale(cloud: Cloud, cloud_url: str, mosquitto: Mosquitto, tmp_pat
             )
             await board.wait_status("reader=ready")
             await buy_through_the_sticker(cloud, operator, board)
+            await revoke(cloud, operator, mosquitto, config)
         finally:
             await stop(agent)
+
+
+async def revoke(
+    cloud: Cloud, operator: dict[str, str], mosquitto: Mosquitto, config: Path
+) -> None:
+    """Revoked through the API: the broker drops the running machine and refuses its login;
+    the cloud's own login is untouched."""
+    password = read_config_file(config)["VENDGATE_MQTT_PASSWORD"]
+    response = await cloud.http.delete(f"/api/v1/machines/{MACHINE}/credentials", headers=operator)
+    assert response.status_code == 204, response.text
+
+    async def offline() -> bool:
+        return not await _online(cloud)
+
+    await eventually(offline, what=f"{MACHINE} offline for the cloud")
+    assert await refused(mosquitto, MACHINE, password)
+    assert cloud.parts.link is not None
+    assert cloud.parts.link.connected.is_set()
 
 
 async def _online(cloud: Cloud) -> bool:

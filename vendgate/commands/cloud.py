@@ -177,7 +177,8 @@ def run_add_machine(args: argparse.Namespace) -> int:
     import dataclasses
 
     from vendgate.cloud.errors import Conflict
-    from vendgate.cloud.machines import MachineBody, SlotBody
+    from vendgate.cloud.machines import MachineBody, SlotBody, machine_spec
+    from vendgate.cloud.settings import CloudSettings
     from vendgate.protocol.mqtt import validate_machine_id
 
     # All of what was typed is checked before the database is opened.
@@ -192,6 +193,7 @@ def run_add_machine(args: argparse.Namespace) -> int:
         price_mode=args.price_mode,
         vat_rate=args.vat,
     )
+    machine_spec(body, CloudSettings.from_env().fleet.max_price)  # the Fleet's own checks
 
     async def add(fleet: Any) -> None:
         try:

@@ -2,7 +2,9 @@
 
 Both run in this event loop: ``BoardSim`` drives the VMC from the pty's master end, and the
 agent (``build_agent``, the real ``SerialCashless`` reader and SQLite outbox) opens the slave
-end and talks MQTT to the embedded broker. The cloud learns the machine's planogram first, so
+end and talks MQTT to the embedded broker. The machine is created as an operator creates one
+(``Fleet.create``, what ``POST /api/v1/machines`` runs), and its agent logs in with the broker
+login issued then. The cloud learns the machine's planogram first, so
 the agent's retained ``online`` status finds a machine it knows, and sends it to the agent
 when the agent says ``hello``: the agent prices every vend by it (and refuses every vend until
 it has it), so a machine counts as ready once that ``cmd/config`` has been published.
@@ -21,8 +23,7 @@ from sqlmodel import col, select
 from vendgate.boardsim import BoardSim, Machine, VmcConfig
 from vendgate.cloud.app import CloudParts
 from vendgate.cloud.db import OutboxCommand, VendSession, transaction
-from vendgate.cloud.machines import MachineSpec as CloudMachineSpec
-from vendgate.cloud.machines import SlotSpec, get_machine, upsert_machine
+from vendgate.cloud.machines import BrokerLogin, Fleet, MachineBody, SlotBody, get_machine
 from vendgate.edge import EdgeConfig, build_agent
 
 from ._plan import CURRENCY, VAT_RATE, MachineSpec
@@ -44,12 +45,14 @@ class SimulatedMachine:
         return self.spec.machine_id
 
 
-async def register(cloud: CloudParts, spec: MachineSpec) -> None:
-    """What an operator does with ``vendgate cloud add-machine``."""
-    slots = [SlotSpec(s.item, s.name, s.price, VAT_RATE) for s in spec.slots]
-    machine = CloudMachineSpec(spec.machine_id, spec.name, slots, currency=CURRENCY)
-    async with transaction(cloud.sessions) as db:
-        await upsert_machine(db, machine, cloud.clock.now())
+async def register(fleet: Fleet, spec: MachineSpec) -> BrokerLogin:
+    """What an operator does with ``POST /api/v1/machines``: the machine, its planogram and
+    its broker login (the password, shown this once, goes to the machine)."""
+    slots = [
+        SlotBody(item=s.item, name=s.name, price=s.price, vat_rate=VAT_RATE) for s in spec.slots
+    ]
+    body = MachineBody(id=spec.machine_id, name=spec.name, currency=CURRENCY, slots=slots)
+    return (await fleet.create(body)).mqtt
 
 
 async def is_online(cloud: CloudParts, machine_id: str) -> bool:
@@ -80,13 +83,13 @@ async def vend_ids_at(cloud: CloudParts, machine_id: str) -> set[str]:
 
 @contextlib.asynccontextmanager
 async def running_machine(
-    spec: MachineSpec, cloud: CloudParts, broker_url: str, folder: Path
+    spec: MachineSpec, cloud: CloudParts, folder: Path
 ) -> AsyncIterator[SimulatedMachine]:
     """The machine powered on, its agent connected, and the cloud seeing it online."""
-    await register(cloud, spec)
+    login = await register(cloud.fleet, spec)
     async with (
         BoardSim(Machine(spec.slots), BOARD) as board,
-        edge_agent(spec.machine_id, board, broker_url, folder),
+        edge_agent(login, board, folder),
     ):
         async with asyncio.timeout(READY_LIMIT_S):
             await board.wait_ready()
@@ -96,14 +99,14 @@ async def running_machine(
 
 
 @contextlib.asynccontextmanager
-async def edge_agent(
-    machine_id: str, board: BoardSim, broker_url: str, folder: Path
-) -> AsyncIterator[None]:
+async def edge_agent(login: BrokerLogin, board: BoardSim, folder: Path) -> AsyncIterator[None]:
+    """The agent as ``vendgate edge claim`` would set it up: the issued login, the broker's URL."""
     flags = {
-        "machine_id": machine_id,
-        "mqtt_url": broker_url,
+        "machine_id": login.username,
+        "mqtt_url": login.mqtt_url,
+        "mqtt_password": login.password,
         "serial": board.device_path,
-        "data_dir": str(folder / f"edge-{machine_id}"),
+        "data_dir": str(folder / f"edge-{login.username}"),
         "currency": CURRENCY,
         "selection_timeout_s": str(SELECTION_TIMEOUT_S),
         "resend_interval_s": "1",
@@ -124,12 +127,12 @@ async def edge_agent(
 
 @contextlib.asynccontextmanager
 async def fleet(
-    specs: Sequence[MachineSpec], cloud: CloudParts, broker_url: str, folder: Path
+    specs: Sequence[MachineSpec], cloud: CloudParts, folder: Path
 ) -> AsyncIterator[dict[str, SimulatedMachine]]:
     """Every machine running, keyed by machine id; stopped in reverse order."""
     async with contextlib.AsyncExitStack() as stack:
         machines = {}
         for spec in specs:
-            running = running_machine(spec, cloud, broker_url, folder)
+            running = running_machine(spec, cloud, folder)
             machines[spec.machine_id] = await stack.enter_async_context(running)
         yield machines

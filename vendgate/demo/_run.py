@@ -30,7 +30,7 @@ from ._plan import (
     scenario_orders,
     summary_table,
 )
-from ._services import Services, embedded_services
+from ._services import Services, embedded_services, strangers_refused
 
 Say = Callable[[str], None]
 
@@ -70,12 +70,12 @@ async def run_demo(options: DemoOptions, say: Say) -> DemoReport:
         async with embedded_services(Path(folder)) as services:
             describe_services(services, say)
             async with (
-                fleet(
-                    options.machines, services.cloud, services.broker_url, Path(folder)
-                ) as machines,
+                fleet(options.machines, services.cloud, Path(folder)) as machines,
                 httpx.AsyncClient(timeout=10) as http,
             ):
                 describe_machines(machines.values(), say)
+                refused = await strangers_refused(services.broker, options.machines[0].machine_id)
+                say(f"broker refuses strangers: {refused}")
                 vipps = VippsClient(VippsSettings(base_url=services.sim_url), http)
                 shop = Shop(services, machines, http, vipps, say)
                 purchases = await customers(shop, options)
@@ -114,7 +114,10 @@ async def side_by_side(shop: Shop, orders: Sequence[Order]) -> list[Purchase]:
 
 
 def describe_services(services: Services, say: Say) -> None:
-    say(f"broker          {services.broker_url} (amqtt, in process)")
+    say(
+        f"broker          {services.broker_url} (amqtt, in process; machines log in with the "
+        "passwords the cloud issued)"
+    )
     say(f"Vipps simulator {services.sim_url}")
     say(f"cloud           {services.cloud_url} (SQLite in a temporary folder)")
 

@@ -1,5 +1,10 @@
 """The embedded tier in this event loop: the amqtt broker, the Vipps simulator and the cloud.
 
+The broker checks every login as production's does: the cloud's own user against a password
+made up for this run, and each machine against the password the cloud's operator service
+(``Fleet``) issued it, read from the cloud's database (``Fleet.authenticate``); the cloud tells
+it which connections to drop (``EmbeddedAccounts``). So strangers are refused here too.
+
 Both web apps are served by uvicorn on free loopback ports (not just called in process), so
 the customer's HTTP client follows real redirects from the cloud to the simulator and back,
 and the simulator's signed webhooks reach the cloud over HTTP, as they would in production.
@@ -9,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import uvicorn
 
-from vendgate.broker import EmbeddedBroker
+from vendgate.broker import CLOUD_USER, EmbeddedAccounts, EmbeddedBroker
 from vendgate.cloud.app import CloudParts, create_app
 from vendgate.cloud.settings import (
     CloudSettings,
@@ -70,29 +77,38 @@ async def embedded_services(folder: Path) -> AsyncIterator[Services]:
     """Broker, simulator and cloud, running until the block ends; data in ``folder``."""
     sim_socket, cloud_socket = listening_socket(), listening_socket()
     sim_app = create_vipps_sim(SimSettings())
-    async with EmbeddedBroker() as broker, served(sim_app, sim_socket, "the Vipps simulator"):
-        settings = cloud_settings(folder, broker, url_of(sim_socket), url_of(cloud_socket))
-        cloud_app = create_app(settings)
+    cloud_password = secrets.token_urlsafe(32)
+    broker = EmbeddedBroker(cloud_logins={CLOUD_USER: cloud_password})
+    async with broker, served(sim_app, sim_socket, "the Vipps simulator"):
+        settings = cloud_settings(
+            folder, broker, cloud_password, url_of(sim_socket), url_of(cloud_socket)
+        )
+        cloud_app = create_app(settings, broker_accounts=EmbeddedAccounts(broker))
         async with served(cloud_app, cloud_socket, "the cloud"):
+            parts: CloudParts = cloud_app.state.parts
+            broker.authenticate = parts.fleet.authenticate  # the machines' logins, from now on
             yield Services(
-                broker,
-                sim_app.state.sim,
-                url_of(sim_socket),
-                cloud_app.state.parts,
-                url_of(cloud_socket),
+                broker, sim_app.state.sim, url_of(sim_socket), parts, url_of(cloud_socket)
             )
 
 
 def cloud_settings(
-    folder: Path, broker: EmbeddedBroker, sim_url: str, public_url: str
+    folder: Path, broker: EmbeddedBroker, cloud_password: str, sim_url: str, public_url: str
 ) -> CloudSettings:
     """Explicit settings, never the environment: the demo must not reach a real Vipps."""
     assert broker.port is not None
+    mqtt = MqttSettings(
+        host=broker.host,
+        port=broker.port,
+        username=CLOUD_USER,
+        password=cloud_password,
+        reconnect_delay=0.5,
+    )
     return CloudSettings(
         public_url=public_url,
         data_dir=folder,
         database=DatabaseSettings(url=sqlite_url(folder)),
-        mqtt=MqttSettings(host=broker.host, port=broker.port, reconnect_delay=0.5),
+        mqtt=mqtt,
         vipps=VippsSettings(base_url=sim_url),
         webhooks=WebhookSettings(),
         timing=DEMO_TIMING,
@@ -100,6 +116,29 @@ def cloud_settings(
         # one customer at a machine, so the per-machine scan limit is off here only.
         rate_limits=RateLimitSettings(scan_burst=0),
     )
+
+
+async def refusal(broker: EmbeddedBroker, username: str | None, password: str | None) -> str:
+    """Why the broker refused this login (its CONNACK, as the client reports it), or ""."""
+    client = aiomqtt.Client(broker.host, broker.port or 0, username=username, password=password)
+    try:
+        async with client:
+            return ""
+    except aiomqtt.MqttCodeError as exc:
+        return str(exc)
+
+
+async def strangers_refused(broker: EmbeddedBroker, machine_id: str) -> str:
+    """Try the broker as a stranger would; one line on what it said. A stranger let in is a
+    broken demo (``DemoError``)."""
+    tries = {"no login": (None, None), f"{machine_id} with a wrong password": (machine_id, "guess")}
+    said = []
+    for who, (username, password) in tries.items():
+        why = await refusal(broker, username, password)
+        if not why:
+            raise DemoError(f"the broker let in a stranger ({who})")
+        said.append(f"{who}: {why}")
+    return "; ".join(said)
 
 
 # -- uvicorn in this event loop -----------------------------------------------------------------
