@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from litestar import Litestar, MediaType, Request, Response, get
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, Router, get
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
@@ -53,7 +54,14 @@ from .errors import HttpRefusal, InvalidInput, VendgateError
 from .faults import Faults, no_faults
 from .machines import Fleet, FleetPolicy, Stickers
 from .mqtt import MessageHandler, MqttLink, OutboxPublisher
-from .operators import COMPONENTS, ApiKeys, operator_routers
+from .operators import (
+    COMPONENTS,
+    PROBLEM_JSON,
+    ApiKeys,
+    Problem,
+    StrictStructSchemas,
+    operator_routers,
+)
 from .payments import Webhooks, webhook_handler
 from .reconciler import Reconciler
 from .settings import CloudSettings
@@ -252,29 +260,36 @@ def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[object
         return Response(
             error_page(exc), status_code=exc.status_code, media_type=MediaType.HTML, headers=headers
         )
-    problem: dict[str, object] = {
-        "type": "about:blank",
-        "title": exc.title,
-        "status": exc.status_code,
-        "detail": exc.detail,
-    }
-    if isinstance(field := getattr(exc, "field", None), str):
-        problem["field"] = field
-    return Response(
-        problem, status_code=exc.status_code, media_type="application/problem+json", headers=headers
+    field = getattr(exc, "field", None)
+    problem = Problem(
+        type="about:blank",
+        title=exc.title,
+        status=exc.status_code,
+        detail=exc.detail,
+        field=field if isinstance(field, str) else msgspec.UNSET,
     )
+    return Response(problem, status_code=exc.status_code, media_type=PROBLEM_JSON, headers=headers)
+
+
+MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '([^']+)'")
 
 
 def _invalid_input(exc: ValidationException) -> InvalidInput:
     """Litestar's own refusal of a body or parameter, as our 422 naming the field.
 
     msgspec says where: "Expected `int`, got `str` - at `$.slots[0].price`", or for a query
-    parameter Litestar gives its key.
+    parameter Litestar gives its key. Litestar calls the body ``data``; we call it ``body``.
     """
     errors = exc.extra if isinstance(exc.extra, list) else []
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
     message = str(first.get("message") or exc.detail)
     field = str(first.get("key") or "")
+    if first.get("source") == "body" and field == "data":  # the body as a whole
+        field = ""
+        if message == "'data'":  # Litestar's KeyError: no body at all
+            message = "a JSON body is required"
+    if absent := MISSING_PARAMETER.match(message):  # Litestar's own wording, with no ``extra``
+        field, message = absent.group(1), absent.group(0)
     message, _, where = message.partition(" - at `$")
     if where:
         field = where.rstrip("`").lstrip(".")
@@ -359,10 +374,12 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    webhook = webhook_handler(settings.webhooks.path)
     return Litestar(
         route_handlers=[
-            CustomerController,
-            webhook_handler(settings.webhooks.path),
+            # The customer's pages and the Vipps webhook are no part of the operator API's
+            # documentation: HTML for phones, and a contract Vipps documents.
+            Router("/", route_handlers=[CustomerController, webhook], include_in_schema=False),
             healthz,
             *operator_routers(),
         ],
@@ -374,6 +391,7 @@ def create_app(
         before_send=[add_security_headers],
         lifespan=[database, vipps, parts, background],
         openapi_config=OPENAPI,
+        plugins=[StrictStructSchemas()],
     )
 
 

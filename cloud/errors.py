@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from enum import StrEnum
+from http import HTTPStatus
 
 
 class VendgateError(Exception):
@@ -152,12 +153,20 @@ class HttpRefusal(VendgateError):
 
     def __init__(self, status_code: int, detail: str, headers: Mapping[str, str] | None) -> None:
         super().__init__(detail)
-        self.status_code, self.title = status_code, detail
+        # RFC 9457 3.1.3: with type about:blank the title is the status's own phrase.
+        self.status_code, self.title = status_code, _phrase(status_code) or detail
         self._headers = dict(headers or {})
 
     @property
     def headers(self) -> dict[str, str]:
         return self._headers
+
+
+def _phrase(status_code: int) -> str | None:
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return None
 
 
 class InvalidSetting(VendgateError):

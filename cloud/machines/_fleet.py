@@ -19,6 +19,7 @@ import json
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Annotated, Literal
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
@@ -49,32 +50,53 @@ from vendgate.protocol import Clock
 from vendgate.protocol.mqtt import MachineIdError, TopicTree, validate_machine_id
 
 from ._logins import machine_login_holds
-from ._service import MachineSpec, SlotSpec, get_machine, slots_of, upsert_machine
+from ._service import (
+    ITEM_RANGE,
+    PRICE_RANGE,
+    VAT_RANGE,
+    MachineSpec,
+    SlotSpec,
+    get_machine,
+    slots_of,
+    upsert_machine,
+)
+from ._service import NAME_MAX as SLOT_NAME_MAX
 
 UNSET = msgspec.UNSET
 PAGE_MAX = 200
 TEXT_MAX = 200
+# validate_machine_id's rule (the id is a topic level and the broker username), in the schema.
+MACHINE_ID_PATTERN = "[A-Za-z0-9_-]{1,64}"
+
+
+def _span(bounds: range) -> str:
+    return f"{bounds.start}..{bounds.stop - 1}"
+
+
+def _about(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
 
 
 class SlotBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One planogram slot: item number, name, price in minor units, VAT in 1/100 %."""
+    """One planogram slot. Its bounds are checked by ``SlotSpec`` (not by the schema), so a
+    422 names the slot, ``slots[1].price``, whichever route the planogram came through."""
 
-    item: int
-    name: str
-    price: int
-    vat_rate: int = 2500
-    stock: int | None = None
+    item: Annotated[int, _about(f"MDB item number, {_span(ITEM_RANGE)}")]
+    name: Annotated[str, _about(f"1..{SLOT_NAME_MAX} characters")]
+    price: Annotated[int, _about(f"minor units, {_span(PRICE_RANGE)}, at most the ceiling")]
+    vat_rate: Annotated[int, _about(f"hundredths of a percent, {_span(VAT_RANGE)}")] = 2500
+    stock: Annotated[int | None, _about("items left, if counted")] = None
     enabled: bool = True
 
 
 class MachineBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    id: str
-    name: str
-    location: str = ""
-    currency: str = "NOK"
+    id: Annotated[str, msgspec.Meta(pattern=f"^{MACHINE_ID_PATTERN}$")]
+    name: Annotated[str, _about(f"1..{TEXT_MAX} characters")]
+    location: Annotated[str, _about(f"at most {TEXT_MAX} characters")] = ""
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$", description="ISO 4217")] = "NOK"
     # "planogram": the cloud's prices are charged; "vmc": the machine's own.
-    price_mode: str = "planogram"
-    vat_rate: int = 2500
+    price_mode: Literal["planogram", "vmc"] = "planogram"
+    vat_rate: Annotated[int, _about(f"hundredths of a percent, {_span(VAT_RANGE)}")] = 2500
     slots: list[SlotBody] = msgspec.field(default_factory=list)
     # The machine's merchant-callback QR id (Vipps QR API), for machines customers check in to
     # from the Vipps app instead of scanning our URL.

@@ -2,7 +2,8 @@
 
 ``operator_routers()`` gives the app two routers: the authenticated one (every route needs a
 key, and the scope its ``opt`` names) and the public claim route a field technician uses. The
-services they call live on ``app.state`` (``api_keys``, ``fleet``), built by the app.
+services they call live on ``app.state`` (``api_keys``, ``fleet``), built by the app. Every
+error is a ``Problem`` (problem+json), and each route documents the statuses it can answer.
 """
 
 from __future__ import annotations
@@ -16,16 +17,21 @@ from vendgate.cloud.machines import Fleet, Stickers
 
 from ._auth import COMPONENTS, SECURITY, ApiKeyAuth, scope_guard
 from ._keys import ApiKeys, KeyView, NewKey, Operator, Scope, parse_scopes
+from ._openapi import StrictStructSchemas
+from ._problems import PROBLEM_JSON, Problem
 from ._routes_keys import KeysController
 from ._routes_machines import MachinesController, public_router, sticker_sheet
 
 __all__ = [
     "COMPONENTS",
+    "PROBLEM_JSON",
     "ApiKeys",
     "KeyView",
     "NewKey",
     "Operator",
+    "Problem",
     "Scope",
+    "StrictStructSchemas",
     "operator_routers",
     "parse_scopes",
 ]
