@@ -93,6 +93,14 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
 }
+# The API reference page (Scalar, at /schema) loads its script and fonts from jsDelivr and
+# styles itself inline; everything else keeps the strict policy above.
+SCHEMA_PAGE_CSP = (
+    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src 'self' https://cdn.jsdelivr.net https://fonts.googleapis.com 'unsafe-inline'; "
+    "font-src 'self' https://cdn.jsdelivr.net https://fonts.gstatic.com data:; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+)
 
 
 @dataclass(frozen=True)
@@ -305,6 +313,8 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
         headers = MutableScopeHeaders.from_message(message)
         for name, value in SECURITY_HEADERS.items():
             headers[name] = value
+        if scope.get("path", "").rstrip("/") == OPENAPI.path:
+            headers["Content-Security-Policy"] = SCHEMA_PAGE_CSP
 
 
 def create_app(

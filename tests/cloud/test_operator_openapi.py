@@ -198,6 +198,10 @@ async def test_schema_serves_the_html_reference(cloud: Cloud) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert 'data-url="/schema/openapi.json"' in response.text  # Scalar reads the document
+    # The page's script comes from jsDelivr: its policy allows that, and only that page's.
+    assert "https://cdn.jsdelivr.net" in response.headers["content-security-policy"]
+    other = await cloud.http.get("/schema/openapi.json")
+    assert "cdn.jsdelivr.net" not in other.headers["content-security-policy"]
 
 
 def test_a_body_that_refuses_unknown_fields_says_so(document: dict[str, Any]) -> None:
