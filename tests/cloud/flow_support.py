@@ -259,9 +259,10 @@ async def payment_row(parts: CloudParts, vend_id: str) -> Payment:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], limit: float = 15.0, what: str = "condition"
+    check: Callable[[], Awaitable[bool]], limit: float = 30.0, what: str = "condition"
 ) -> None:
-    """Wait until ``check()`` is true (the flow is asynchronous); fail after ``limit`` seconds."""
+    """Wait until ``check()`` is true (the flow is asynchronous); fail after ``limit`` seconds
+    (a bound for a loaded machine with another suite beside it, never a pace)."""
     deadline = time.monotonic() + limit
     while not await check():
         if time.monotonic() > deadline:
