@@ -46,7 +46,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cloud_fleet import PRICE, SLOTS, BrokerLogin, Customers, Fleet, Purchase, Settlements, drive
+from cloud_fleet import (
+    PRICE,
+    SLOTS,
+    BrokerLogin,
+    Customers,
+    Fleet,
+    Purchase,
+    Settlements,
+    as_wall,
+    drive,
+    quiet_lost_connections,
+)
 from cloud_stack import (
     Broker,
     Child,
@@ -70,7 +81,9 @@ HERE = Path(__file__).resolve().parent
 # Commits per purchase the floor makes when the cloud's cannot be counted (SQLite): what this
 # benchmark counted for the cloud on PostgreSQL (README, "Measured figures").
 DEFAULT_FLOOR_COMMITS = 37
-CONNECT_AT_ONCE = 25  # machines connecting together before a throughput phase (not a storm)
+# Machines connecting together before a throughput phase (not a storm): fewer on amqtt, which
+# drops sessions when many connect at once (README, "Measured figures").
+CONNECT_AT_ONCE = {"mosquitto": 25, "embedded": 5}
 SETUP_LIMIT = 120.0
 
 
@@ -84,7 +97,7 @@ class Plan:
     drain: float
     replicas: int
     storm: int
-    floor: bool
+    phases: tuple[str, ...]  # "cloud", "floor"
     floor_commits: int | None
     vipps_latency: float
     cloud_log_level: str
@@ -272,6 +285,7 @@ class Result:
     duration: float
     warmup: float
     setup_s: float
+    setup_failures: int  # connect attempts refused or dropped while the machines came online
     drain_s: float
     started: int
     settled: int
@@ -281,9 +295,11 @@ class Result:
     approve_to_authorized_ms: tuple[float, float] | None
     ended_to_settled_ms: tuple[float, float] | None
     ack_ms: dict[str, tuple[float, float]]
+    ping_ms: tuple[float, float] | None  # cmd/ping made -> at the machine
     authorized_resends: int
     purchases_with_resends: int
     event_resends: int
+    connect_failures: int  # during the measurement
     refused: dict[str, int]
     cpu_ms_per_purchase: dict[str, float]
     cpu_share: dict[str, float]  # of one core, over the phase
@@ -291,6 +307,7 @@ class Result:
     commits_per_purchase: float | None
     floor_commits: int | None
     money: Money
+    timeline: dict[str, tuple[float, float]] = field(default_factory=dict)
     wall_s: float = 0.0
 
 
@@ -306,8 +323,9 @@ async def run_phase(plan: Plan, app: str, replicas: int) -> Result:
     name = app if app == "floor" else f"cloud x{replicas}" if replicas > 1 else "cloud"
     wall = time.monotonic()
     async with stack(plan, app, replicas, plan.machines) as s:
-        s.fleet.start(at_once=CONNECT_AT_ONCE)
+        s.fleet.start(at_once=CONNECT_AT_ONCE[plan.tier])
         setup_s = await until_ready(s, plan.machines)
+        setup_failures = s.fleet.stats.connect_failures
         s.fleet.stats.reset()
         before, commits_before = s.readings(), await s.db.commits()
         start_wall = time.time()
@@ -326,13 +344,14 @@ async def run_phase(plan: Plan, app: str, replicas: int) -> Result:
             after = s.readings()
             purchases = customers.purchases
             money = await check_money(s.sim.url, purchases)
+            steps = await timeline(s.settlements, purchases) if app == "cloud" else {}
         finally:
             await customers.aclose()
         for one in s.apps:  # so their database connections flush their statistics
             await one.stop()
         commits_after = await s.db.commits()
         stats = s.fleet.stats
-    return summarize(
+    result = summarize(
         plan,
         name,
         app,
@@ -340,16 +359,21 @@ async def run_phase(plan: Plan, app: str, replicas: int) -> Result:
         purchases,
         start_wall=start_wall,
         setup_s=setup_s,
+        setup_failures=setup_failures,
         drain_s=drain_s,
         skipped=skipped,
         before=before,
         after=after,
         commits=None if commits_before is None else commits_after - commits_before,  # type: ignore[operator]
         stats_resends=(stats.authorized_resends, stats.event_resends),
+        failures=stats.connect_failures,
         ack_s=stats.ack_s,
+        ping_s=stats.ping_s,
         money=money,
         wall_s=time.monotonic() - wall,
     )
+    result.timeline = steps
+    return result
 
 
 def summarize(
@@ -361,13 +385,16 @@ def summarize(
     *,
     start_wall: float,
     setup_s: float,
+    setup_failures: int,
     drain_s: float,
     skipped: int,
     before: dict[str, float],
     after: dict[str, float],
     commits: int | None,
     stats_resends: tuple[int, int],
+    failures: int,
     ack_s: dict[str, list[float]],
+    ping_s: list[float],
     money: Money,
     wall_s: float,
 ) -> Result:
@@ -393,12 +420,13 @@ def summarize(
         duration=plan.duration,
         warmup=plan.warmup,
         setup_s=setup_s,
+        setup_failures=setup_failures,
         drain_s=drain_s,
         started=len(purchases),
         settled=len(settled),
         skipped=skipped,
         purchases_per_s=rate,
-        scan_ms=percentiles([p.scan_s for p in measured if p.scan_s is not None and p.vend_id]),
+        scan_ms=percentiles([p.scan_s for p in measured if p.scan_s is not None and p.scanned]),
         approve_to_authorized_ms=percentiles(
             [v for p in measured if (v := p.approve_to_authorized_s) is not None]
         ),
@@ -406,9 +434,11 @@ def summarize(
             [v for p in measured if (v := p.ended_to_settled_s) is not None]
         ),
         ack_ms={kind: pair for kind, values in ack_s.items() if (pair := percentiles(values))},
+        ping_ms=percentiles(ping_s),
         authorized_resends=stats_resends[0],
         purchases_with_resends=sum(1 for p in purchases if p.resends),
         event_resends=stats_resends[1],
+        connect_failures=failures,
         refused=refused,
         cpu_ms_per_purchase={key: value * 1000 / count for key, value in cpu.items()},
         cpu_share={key: value / elapsed for key, value in cpu.items()},
@@ -418,6 +448,63 @@ def summarize(
         money=money,
         wall_s=wall_s,
     )
+
+
+# -- where a session's time goes ------------------------------------------------------------------
+
+# The cloud's own timestamps of a session, in order (vend_sessions).
+STEP_COLUMNS = (
+    "authorized_at",
+    "started_at",
+    "ended_at",
+    "captured_at",
+    "cancelled_at",
+    "verified_at",
+    "receipt_at",
+    "closed_at",
+)
+SEGMENTS = (
+    ("approved -> the cloud knows", "approve", "authorized_at"),
+    ("-> authorized at the machine", "authorized_at", "machine_authorized"),
+    ("machine started -> the cloud knows", "machine_authorized", "started_at"),
+    ("machine ended -> the cloud knows", "machine_ended", "ended_at"),
+    ("-> captured", "ended_at", "captured_at"),
+    ("-> cancelled", "captured_at", "cancelled_at"),
+    ("-> verified", "cancelled_at", "verified_at"),
+    ("-> receipt", "verified_at", "receipt_at"),
+    ("-> closed", "receipt_at", "closed_at"),
+)
+
+
+async def timeline(
+    settlements: Settlements, purchases: list[Purchase]
+) -> dict[str, tuple[float, float]]:
+    """p50/p90 of each step of the settled sessions, from the harness's clock (the phone, the
+    machine) and the cloud's timestamps: the same box, the same clock."""
+    mine = {p.vend_id: p for p in purchases if p.vend_id and p.settled_wall is not None}
+    columns = ", ".join(STEP_COLUMNS)
+    query = f"SELECT id, {columns} FROM vend_sessions WHERE id IN :ids"
+    rows = await settlements.rows(query, list(mine))
+    gaps: dict[str, list[float]] = {label: [] for label, _, _ in SEGMENTS}
+    for vend_id, *stamps in rows:
+        purchase = mine[vend_id]
+        at = {
+            name: as_wall(value) for name, value in zip(STEP_COLUMNS, stamps, strict=True) if value
+        }
+        at["approve"] = purchase.approve_wall or 0.0
+        at["machine_authorized"] = purchase.authorized_wall or 0.0
+        at["machine_ended"] = purchase.ended_wall or 0.0
+        for label, first, then in SEGMENTS:
+            if at.get(first) and at.get(then):
+                gaps[label].append(at[then] - at[first])
+    return {label: pair for label, values in gaps.items() if (pair := quantiles(values))}
+
+
+def quantiles(values: Sequence[float]) -> tuple[float, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return statistics.median(ordered) * 1000, ordered[round(0.9 * (len(ordered) - 1))] * 1000
 
 
 # -- the money, read back from the simulator ------------------------------------------------------
@@ -558,7 +645,8 @@ def describe_phase(r: Result) -> None:
         f"(the phase took {r.wall_s:.0f} s)"
     )
     print(
-        f"  set-up {r.setup_s:.1f} s; {r.started} purchases started, {r.settled} settled; "
+        f"  set-up {r.setup_s:.1f} s (machines' connects refused or dropped: {r.setup_failures}); "
+        f"{r.started} purchases started, {r.settled} settled; "
         f"drained in {r.drain_s:.1f} s; arrivals that found no free machine: {r.skipped}"
     )
     for stage, count in sorted(r.refused.items()):
@@ -571,9 +659,11 @@ def describe_phase(r: Result) -> None:
     print(f"  ended -> settled (session closed in the database): {pair(r.ended_to_settled_ms)}")
     acks = ", ".join(f"{kind} {pair(values)}" for kind, values in sorted(r.ack_ms.items()))
     print(f"  event -> ack at the machine: {acks or '-'}")
+    print(f"  cmd/ping made -> at the machine: {pair(r.ping_ms)}")
     print(
         f"  authorized re-sent: {r.authorized_resends} times, to {r.purchases_with_resends} of "
-        f"{r.started} purchases; events re-sent by machines: {r.event_resends}"
+        f"{r.started} purchases; events re-sent by machines: {r.event_resends}; machines' "
+        f"connects refused or dropped: {r.connect_failures}"
     )
     cpu, share = r.cpu_ms_per_purchase, r.cpu_share
     app_name = "floor" if r.app == "floor" else "cloud"
@@ -606,6 +696,10 @@ def describe_phase(r: Result) -> None:
         print(f"    {line}")
     if m.unsettled:
         print(f"  unsettled at the end: {m.unsettled}, of which {m.still_reserved} still reserved")
+    if r.timeline:
+        print("  where a settled session's time goes (p50 / p90, the cloud's own timestamps):")
+        for label, values in r.timeline.items():
+            print(f"    {label}: {pair(values)}")
     reached = max(1, m.checked + m.unsettled)
     print(
         f"  webhooks delivered per purchase: {m.webhooks / reached:.1f}, to "
@@ -665,6 +759,7 @@ async def choose_tier(wanted: str | None) -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
+    quiet_lost_connections(asyncio.get_running_loop())
     tier = await choose_tier(args.tier)
     plan = plan_from(args, tier)
     started = time.monotonic()
@@ -679,35 +774,9 @@ async def main(args: argparse.Namespace) -> int:
         print(f"the simulator adds {plan.vipps_latency:g} s to every Vipps API answer")
     output: dict[str, Any] = {"tier": tier, "plan": asdict(plan)}
     if plan.storm:
-        storms = [await run_storm(plan, "cloud")]
-        describe_storm(storms[0])
-        if plan.floor:
-            storms.append(await run_storm(plan, "floor"))
-            describe_storm(storms[1])
-        output["storms"] = [asdict(s) for s in storms]
+        await storms(plan, output)
     else:
-        results = [await run_phase(plan, "cloud", 1)]
-        describe_phase(results[0])
-        if plan.replicas > 1:
-            results.append(await run_phase(plan, "cloud", plan.replicas))
-            describe_phase(results[-1])
-            one, many = results[0].purchases_per_s, results[-1].purchases_per_s
-            print(f"\n{plan.replicas} replicas / 1 replica: {many / one if one else 0:.2f}")
-        if plan.floor:
-            plan.floor_commits = plan.floor_commits or floor_commits(results[0])
-            results.append(await run_phase(plan, "floor", 1))
-            describe_phase(results[-1])
-            ratio = results[0].purchases_per_s / max(1e-9, results[-1].purchases_per_s)
-            cpu = results[0].cpu_ms_per_purchase["app"] / max(
-                1e-9, results[-1].cpu_ms_per_purchase["app"]
-            )
-            print(
-                f"\ncloud/floor: {ratio:.2f} of the floor's purchases/s; "
-                f"{cpu:.1f}x its CPU per purchase"
-            )
-            output["cloud_over_floor"] = ratio
-        table(results)
-        output["phases"] = [asdict(r) for r in results]
+        await throughput(plan, output)
     print(
         f"\nthe run took {time.monotonic() - started:.0f} s; load average at the end "
         f"{os.getloadavg()[0]:.2f}"
@@ -715,6 +784,43 @@ async def main(args: argparse.Namespace) -> int:
     if args.json:
         write_json(Path(args.json), output)
     return 0
+
+
+async def storms(plan: Plan, output: dict[str, Any]) -> None:
+    found = []
+    for app in ("cloud", "floor"):
+        if app in plan.phases:
+            found.append(await run_storm(plan, app))
+            describe_storm(found[-1])
+    output["storms"] = [asdict(s) for s in found]
+
+
+async def throughput(plan: Plan, output: dict[str, Any]) -> None:
+    results: list[Result] = []
+    if "cloud" in plan.phases:
+        results.append(await run_phase(plan, "cloud", 1))
+        describe_phase(results[-1])
+    if "cloud" in plan.phases and plan.replicas > 1:
+        results.append(await run_phase(plan, "cloud", plan.replicas))
+        describe_phase(results[-1])
+        one, many = results[0].purchases_per_s, results[-1].purchases_per_s
+        print(f"\n{plan.replicas} replicas / 1 replica: {many / one if one else 0:.2f}")
+    if "floor" in plan.phases:
+        if plan.floor_commits is None:
+            plan.floor_commits = floor_commits(results[0]) if results else DEFAULT_FLOOR_COMMITS
+        results.append(await run_phase(plan, "floor", 1))
+        describe_phase(results[-1])
+    if len(results) > 1 and results[-1].app == "floor":
+        cloud, floor = results[0], results[-1]
+        ratio = cloud.purchases_per_s / max(1e-9, floor.purchases_per_s)
+        cpu = cloud.cpu_ms_per_purchase["app"] / max(1e-9, floor.cpu_ms_per_purchase["app"])
+        print(
+            f"\ncloud/floor: {ratio:.2f} of the floor's purchases/s; "
+            f"{cpu:.1f}x its CPU per purchase"
+        )
+        output["cloud_over_floor"] = ratio
+    table(results)
+    output["phases"] = [asdict(r) for r in results]
 
 
 def write_json(path: Path, output: dict[str, Any]) -> None:
@@ -732,6 +838,17 @@ def floor_commits(cloud: Result) -> int:
         )
         return DEFAULT_FLOOR_COMMITS
     return round(counted)
+
+
+def phases_of(args: argparse.Namespace) -> tuple[str, ...]:
+    """The cloud, then the floor; with --replicas the replica phases only (unless asked)."""
+    wanted = tuple(args.phases.split(",")) if args.phases else ("cloud", "floor")
+    unknown = set(wanted) - {"cloud", "floor"}
+    if unknown or not wanted:
+        raise SystemExit(f"bench_cloud: --phases takes cloud and/or floor, got {args.phases!r}")
+    if args.replicas > 1 and not args.phases:
+        return ("cloud",)
+    return wanted
 
 
 def plan_from(args: argparse.Namespace, tier: str) -> Plan:
@@ -752,7 +869,7 @@ def plan_from(args: argparse.Namespace, tier: str) -> Plan:
         drain=drain,
         replicas=args.replicas,
         storm=args.reconnect_storm,
-        floor=not args.no_floor and args.replicas == 1,
+        phases=phases_of(args),
         floor_commits=args.floor_commits,
         vipps_latency=args.vipps_latency,
         cloud_log_level=args.cloud_log_level,
@@ -792,7 +909,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--think", type=float, help="customer's seconds to approve, to choose (0.5)"
     )
     parser.add_argument("--drain", type=float, help="seconds to let open purchases finish")
-    parser.add_argument("--no-floor", action="store_true", help="skip the floor phase")
+    parser.add_argument(
+        "--phases",
+        help="which to run: cloud,floor (default both; with --replicas: cloud)",
+    )
     parser.add_argument(
         "--floor-commits",
         type=int,
