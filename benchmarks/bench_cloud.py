@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import random
@@ -59,6 +60,7 @@ from cloud_fleet import (
     quiet_lost_connections,
 )
 from cloud_stack import (
+    BackendCpu,
     Broker,
     Child,
     Database,
@@ -78,12 +80,14 @@ from cloud_stack import (
 from vendgate.cloud.vipps import VippsClient, VippsSettings
 
 HERE = Path(__file__).resolve().parent
+PARTS = ("app", "sim", "broker", "db", "harness")  # whose CPU is read
 # Commits per purchase the floor makes when the cloud's cannot be counted (SQLite): what this
 # benchmark counted for the cloud on PostgreSQL (README, "Measured figures").
 DEFAULT_FLOOR_COMMITS = 37
-# Machines connecting together before a throughput phase (not a storm): fewer on amqtt, which
-# drops sessions when many connect at once (README, "Measured figures").
-CONNECT_AT_ONCE = {"mosquitto": 25, "embedded": 5}
+# Machines connecting together before a throughput phase (not a storm). On amqtt one at a time:
+# a client subscribing while another connects can kill that one's session (README, "Measured
+# figures").
+CONNECT_AT_ONCE = {"mosquitto": 25, "embedded": 1}
 SETUP_LIMIT = 120.0
 
 
@@ -108,11 +112,6 @@ class Plan:
     def postgres(self) -> bool:
         return self.tier == "mosquitto"
 
-    @property
-    def warmup(self) -> float:
-        """Purchases of the first seconds fill the pipeline: left out of rates and latencies."""
-        return min(5.0, self.duration / 4)
-
 
 # -- one phase's stack ----------------------------------------------------------------------------
 
@@ -126,12 +125,21 @@ class Stack:
     settlements: Settlements
     fleet: Fleet
     folder: Path
+    backends: BackendCpu | None  # PostgreSQL's backends for this database
+
+    def mark(self) -> dict[str, float]:
+        """The readings at the start of a measurement."""
+        if self.backends:
+            self.backends.mark()
+        return self.readings()
 
     def readings(self) -> dict[str, float]:
+        """CPU-seconds so far of each part; the database's since ``mark``."""
         return {
             "app": sum(app.cpu() for app in self.apps),
             "sim": self.sim.cpu(),
             "broker": self.broker.process.cpu(),
+            "db": self.backends.seconds() if self.backends else 0.0,
             "harness": time.process_time(),
             "box": box_cpu(),
             "wall": time.monotonic(),
@@ -185,7 +193,11 @@ async def stack(plan: Plan, app: str, replicas: int, machines: int) -> AsyncIter
             settlements.start()
             fleet = Fleet(ids, BrokerLogin(broker.host, broker.port, broker.logins))
             stack.push_async_callback(fleet.stop)
-            yield Stack(broker, db, sim, list(apps), settlements, fleet, folder)
+            backends = BackendCpu(db.postgres_name) if db.postgres_name else None
+            if backends:
+                watching = asyncio.create_task(backends.run())
+                stack.callback(watching.cancel)
+            yield Stack(broker, db, sim, list(apps), settlements, fleet, folder, backends)
     except BaseException:
         print(f"  (logs of the failed phase kept in {folder})", file=sys.stderr)
         raise
@@ -236,9 +248,9 @@ async def start_app(
     return await start_child("floor", argv, folder, {**env, "PYTHONPATH": str(HERE)})
 
 
-async def until_ready(s: Stack, machines: int) -> float:
+async def until_ready(s: Stack, machines: int) -> tuple[float, float, float]:
     """All machines connected, online in the database, their hello acked and planogram
-    received; then a quiet second. The seconds it took."""
+    received; then a quiet second. The seconds until each of the three."""
     start = time.monotonic()
     fleet = s.fleet
 
@@ -251,11 +263,16 @@ async def until_ready(s: Stack, machines: int) -> float:
     async def quiet() -> bool:
         return fleet.unacked() == 0 and fleet.configured() == machines
 
-    await wait_until(connected, f"{machines} machines connected", SETUP_LIMIT)
-    await wait_until(online, f"{machines} machines online in the database", SETUP_LIMIT)
-    await wait_until(quiet, "every hello acked and every planogram received", SETUP_LIMIT)
+    marks = []
+    for condition, what in (
+        (connected, f"{machines} machines connected"),
+        (online, f"{machines} machines online in the database"),
+        (quiet, "every hello acked and every planogram received"),
+    ):
+        await wait_until(condition, what, SETUP_LIMIT)
+        marks.append(time.monotonic() - start)
     await asyncio.sleep(1.0)
-    return time.monotonic() - start
+    return marks[0], marks[1], marks[2]
 
 
 # -- a throughput phase ---------------------------------------------------------------------------
@@ -283,8 +300,7 @@ class Result:
     machines: int
     offered: float
     duration: float
-    warmup: float
-    setup_s: float
+    setup_s: tuple[float, float, float]  # connected, online in the database, hellos acked
     setup_failures: int  # connect attempts refused or dropped while the machines came online
     drain_s: float
     started: int
@@ -327,7 +343,7 @@ async def run_phase(plan: Plan, app: str, replicas: int) -> Result:
         setup_s = await until_ready(s, plan.machines)
         setup_failures = s.fleet.stats.connect_failures
         s.fleet.stats.reset()
-        before, commits_before = s.readings(), await s.db.commits()
+        before, commits_before = s.mark(), await s.db.commits()
         start_wall = time.time()
         customers = Customers([a.url for a in s.apps], s.sim.url, s.settlements, plan.think)
         try:
@@ -384,7 +400,7 @@ def summarize(
     purchases: list[Purchase],
     *,
     start_wall: float,
-    setup_s: float,
+    setup_s: tuple[float, float, float],
     setup_failures: int,
     drain_s: float,
     skipped: int,
@@ -403,10 +419,9 @@ def summarize(
     # up, its capacity if it does not (its backlog keeps it settling at that rate until done).
     span = settled[-1] - settled[0] if len(settled) > 1 else 0.0
     rate = (len(settled) - 1) / span if span > 0 else 0.0
-    measured = [p for p in purchases if p.scan_wall >= start_wall + plan.warmup]
     count = max(1, len(settled))
     elapsed = after["wall"] - before["wall"]
-    cpu = {key: after[key] - before[key] for key in ("app", "sim", "broker", "harness")}
+    cpu = {key: after[key] - before[key] for key in PARTS}
     refused: dict[str, int] = {}
     for purchase in purchases:
         if purchase.stage != "settled":
@@ -418,7 +433,6 @@ def summarize(
         machines=plan.machines,
         offered=plan.rate,
         duration=plan.duration,
-        warmup=plan.warmup,
         setup_s=setup_s,
         setup_failures=setup_failures,
         drain_s=drain_s,
@@ -426,12 +440,13 @@ def summarize(
         settled=len(settled),
         skipped=skipped,
         purchases_per_s=rate,
-        scan_ms=percentiles([p.scan_s for p in measured if p.scan_s is not None and p.scanned]),
+        scan_ms=percentiles([p.scan_s for p in purchases if p.scan_s is not None and p.scanned]),
+        # A purchase that never got there counts as infinitely late (shown "unfinished").
         approve_to_authorized_ms=percentiles(
-            [v for p in measured if (v := p.approve_to_authorized_s) is not None]
+            [p.approve_to_authorized_s or math.inf for p in purchases if p.approve_at]
         ),
         ended_to_settled_ms=percentiles(
-            [v for p in measured if (v := p.ended_to_settled_s) is not None]
+            [p.ended_to_settled_s or math.inf for p in purchases if p.ended_wall]
         ),
         ack_ms={kind: pair for kind, values in ack_s.items() if (pair := percentiles(values))},
         ping_ms=percentiles(ping_s),
@@ -579,7 +594,7 @@ async def run_storm(plan: Plan, app: str) -> Storm:
     limit = max(60.0, plan.storm / 100)
     async with stack(plan, app, 1, plan.storm) as s:
         fleet = s.fleet
-        before = s.readings()
+        before = s.mark()
         start = time.monotonic()
         fleet.start(at_once=None)
         marks: dict[str, float | None] = {"connected": None, "online": None, "hello": None}
@@ -600,7 +615,7 @@ async def run_storm(plan: Plan, app: str) -> Storm:
         if marks["online"] is None:
             online = await s.settlements.online()
     elapsed = after["wall"] - before["wall"]
-    cpu = {key: after[key] - before[key] for key in ("app", "sim", "broker", "harness")}
+    cpu = {key: after[key] - before[key] for key in PARTS}
     return Storm(
         name=app,
         machines=plan.storm,
@@ -620,20 +635,29 @@ async def run_storm(plan: Plan, app: str) -> Storm:
 # -- the report -------------------------------------------------------------------------------
 
 
-def pair(values: tuple[float, float] | None, unit: str = "ms") -> str:
+def pair(values: tuple[float, float] | None) -> str:
+    """``p50 / p99`` of milliseconds, in s from a second on; ``unfinished`` for infinity."""
     if values is None:
         return "-"
     p50, p99 = values
-    if unit == "ms" and p50 >= 1000:
-        return f"{p50 / 1000:.2f} s / {p99 / 1000:.2f} s"
-    return f"{p50:.0f} / {p99:.0f} ms"
+    if math.isinf(p50):
+        return "unfinished / unfinished"
+    if p50 >= 1000:
+        later = "unfinished" if math.isinf(p99) else f"{p99 / 1000:.2f} s"
+        return f"{p50 / 1000:.2f} s / {later}"
+    return f"{p50:.0f} / {'unfinished' if math.isinf(p99) else f'{p99:.0f} ms'}"
+
+
+def postgres_part(value: float, unit: str) -> str:
+    """The PostgreSQL backends' part, if there is one (SQLite runs inside the app)."""
+    return f"PostgreSQL {value:.{0 if unit == '%' else 1}f}{unit}, " if value else ""
 
 
 def box(cores: float, ours: dict[str, float]) -> str:
     others = max(0.0, cores - sum(ours.values()))
     return (
-        f"the box: {cores:.2f} of {os.cpu_count()} cores busy, {others:.2f} of them by "
-        "PostgreSQL and other processes"
+        f"the box: {cores:.2f} of {os.cpu_count()} cores busy, {others:.2f} of them by other "
+        "processes"
     )
 
 
@@ -645,17 +669,22 @@ def describe_phase(r: Result) -> None:
         f"(the phase took {r.wall_s:.0f} s)"
     )
     print(
-        f"  set-up {r.setup_s:.1f} s (machines' connects refused or dropped: {r.setup_failures}); "
-        f"{r.started} purchases started, {r.settled} settled; "
+        f"  set-up: machines connected {r.setup_s[0]:.1f} s, online in the database "
+        f"{r.setup_s[1]:.1f} s, hellos acked {r.setup_s[2]:.1f} s (connects refused or dropped: "
+        f"{r.setup_failures})"
+    )
+    print(
+        f"  {r.started} purchases started, {r.settled} settled; "
         f"drained in {r.drain_s:.1f} s; arrivals that found no free machine: {r.skipped}"
     )
     for stage, count in sorted(r.refused.items()):
         print(f"  not settled: {count} x {stage}")
     print(f"  purchases/s (settlements, first to last): {r.purchases_per_s:.1f}")
+    print(f"  scan -> 302: {pair(r.scan_ms)}   (p50 / p99 of the scans answered 302)")
     print(
-        f"  scan -> 302: {pair(r.scan_ms)}   (p50 / p99; purchases after the first {r.warmup:g} s)"
+        f"  approve -> authorized at the machine: {pair(r.approve_to_authorized_ms)}   "
+        "(unfinished: not there when the run ended)"
     )
-    print(f"  approve -> authorized at the machine: {pair(r.approve_to_authorized_ms)}")
     print(f"  ended -> settled (session closed in the database): {pair(r.ended_to_settled_ms)}")
     acks = ", ".join(f"{kind} {pair(values)}" for kind, values in sorted(r.ack_ms.items()))
     print(f"  event -> ack at the machine: {acks or '-'}")
@@ -670,11 +699,12 @@ def describe_phase(r: Result) -> None:
     print(
         f"  CPU per settled purchase: {app_name} {cpu['app']:.1f} ms, "
         f"simulator {cpu['sim']:.1f} ms, broker {cpu['broker']:.1f} ms, "
-        f"harness {cpu['harness']:.1f} ms"
+        f"{postgres_part(cpu['db'], ' ms')}harness {cpu['harness']:.1f} ms"
     )
     print(
         f"  CPU share of one core: {app_name} {share['app']:.0%}, simulator {share['sim']:.0%}, "
-        f"broker {share['broker']:.0%}, harness {share['harness']:.0%}; {box(r.box_cores, share)}"
+        f"broker {share['broker']:.0%}, {postgres_part(share['db'] * 100, '%')}"
+        f"harness {share['harness']:.0%}; {box(r.box_cores, share)}"
     )
     if share["harness"] > 0.85:
         print("  ! the harness used most of a core: the figures may be the harness's limit")
@@ -735,7 +765,8 @@ def describe_storm(s: Storm) -> None:
     cpu, share = s.cpu_s, s.cpu_share
     print(
         f"  CPU: {name} {cpu['app']:.1f} s ({share['app']:.0%} of a core), broker "
-        f"{cpu['broker']:.1f} s, harness {cpu['harness']:.1f} s ({share['harness']:.0%}); "
+        f"{cpu['broker']:.1f} s, {postgres_part(cpu['db'], ' s')}harness {cpu['harness']:.1f} s "
+        f"({share['harness']:.0%}); "
         f"{box(s.box_cores, share)}"
     )
 
@@ -812,7 +843,7 @@ async def throughput(plan: Plan, output: dict[str, Any]) -> None:
         describe_phase(results[-1])
     if len(results) > 1 and results[-1].app == "floor":
         cloud, floor = results[0], results[-1]
-        ratio = cloud.purchases_per_s / max(1e-9, floor.purchases_per_s)
+        ratio = cloud.purchases_per_s / floor.purchases_per_s if floor.purchases_per_s else 0.0
         cpu = cloud.cpu_ms_per_purchase["app"] / max(1e-9, floor.cpu_ms_per_purchase["app"])
         print(
             f"\ncloud/floor: {ratio:.2f} of the floor's purchases/s; "

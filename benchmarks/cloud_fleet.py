@@ -73,15 +73,18 @@ RECONNECT_MIN, RECONNECT_MAX = 0.5, 10.0
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 DATA_STATE = re.compile(rb'data-state="([a-z_]+)"')
 
-logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt warns of >10 publishes in flight
+# aiomqtt warns of >10 publishes in flight, paho of every connection the broker dropped: the
+# machines reconnect and count it.
+logging.getLogger("mqtt").setLevel(logging.CRITICAL)
 
 
 def quiet_lost_connections(loop: asyncio.AbstractEventLoop) -> None:
-    """aiomqtt leaves the future of a dropped connection unretrieved; the machine reconnects
-    and counts it, so asyncio's "exception was never retrieved" line for it is noise."""
+    """aiomqtt leaves the future of a dropped connection unretrieved, and its read callback can
+    raise CancelledError once the client is gone; the machine reconnects and counts it, so
+    asyncio's lines about either are noise."""
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if isinstance(context.get("exception"), aiomqtt.MqttError):
+        if isinstance(context.get("exception"), aiomqtt.MqttError | asyncio.CancelledError):
             return
         loop.default_exception_handler(context)
 

@@ -41,11 +41,10 @@ import uvicorn
 from cloud_fleet import CURRENCY, RESERVED, SLOTS
 from litestar import Litestar, Request, Response, get, post
 from litestar.response import Redirect
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vendgate.cloud.app import cloud_filters
-from vendgate.cloud.db import create_engine
 from vendgate.cloud.settings import CloudSettings
 from vendgate.cloud.vipps import (
     EPAYMENT_EVENTS,
@@ -107,6 +106,7 @@ SEEN = (
     "ON CONFLICT (id) DO UPDATE SET online = :online, seen_at = :now"
 )
 PING_TIMEOUT = 1.5
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # as the cloud's engine
 log = logging.getLogger("floor")
 
 
@@ -125,17 +125,30 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)  # stored as UTC, as the cloud stores it
 
 
+def engine_for(url: str) -> AsyncEngine:
+    """PostgreSQL: the plain engine (no pre-ping). SQLite: one connection, so that writers
+    queue in the pool instead of in SQLite's busy handler, which sleeps up to 100 ms a try;
+    with the cloud's settings otherwise (WAL, busy timeout)."""
+    if not url.startswith("sqlite"):
+        return create_async_engine(url)
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=300)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    return engine
+
+
 class Floor:
     def __init__(self, settings: CloudSettings, commits: int) -> None:
         self.settings = settings
         self.tree = TopicTree(settings.mqtt.prefix)
         self.plan = commit_plan(commits)
-        url = settings.database.url
-        # SQLite needs the cloud's engine (WAL, busy timeout, BEGIN IMMEDIATE) to take
-        # concurrent writers at all; on PostgreSQL the plain engine (no pre-ping) is the floor.
-        self.engine: AsyncEngine = (
-            create_engine(url) if url.startswith("sqlite") else (create_async_engine(url))
-        )
+        self.engine = engine_for(settings.database.url)
         self.machines: dict[str, str] = {}  # vend id -> machine id
         self.pings: dict[str, asyncio.Future[Pong]] = {}
         self.tasks: set[asyncio.Task[None]] = set()

@@ -66,6 +66,48 @@ def box_cpu() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+class BackendCpu:
+    """CPU of the PostgreSQL backends serving one database, from /proc. Backends come and go
+    with the pools, so ``run`` looks every 0.5 s and follows each from when it is first seen;
+    one that ends between two looks loses at most its last half second."""
+
+    def __init__(self, database: str) -> None:
+        self._tag = f" {database} ".encode()
+        self._base: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+
+    def _look(self, base_now: bool) -> None:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if not title.startswith(b"postgres: ") or self._tag not in title:
+                    continue
+                cpu = cpu_seconds(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if pid not in self._base:
+                self._base[pid] = cpu if base_now else 0.0
+            self._last[pid] = cpu
+
+    def mark(self) -> None:
+        """From now on: what the backends alive now have used so far is not counted."""
+        self._base.clear()
+        self._last.clear()
+        self._look(base_now=True)
+
+    def seconds(self) -> float:
+        self._look(base_now=False)
+        return sum(self._last[pid] - self._base[pid] for pid in self._last)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self._look(base_now=False)
+
+
 # -- child processes ----------------------------------------------------------------------------
 
 
