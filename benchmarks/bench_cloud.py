@@ -83,7 +83,7 @@ HERE = Path(__file__).resolve().parent
 PARTS = ("app", "sim", "broker", "db", "harness")  # whose CPU is read
 # Commits per purchase the floor makes when the cloud's cannot be counted (SQLite): what this
 # benchmark counted for the cloud on PostgreSQL (README, "Measured figures").
-DEFAULT_FLOOR_COMMITS = 37
+DEFAULT_FLOOR_COMMITS = 41
 # Machines connecting together before a throughput phase (not a storm). On amqtt one at a time:
 # a client subscribing while another connects can kill that one's session (README, "Measured
 # figures").
@@ -168,7 +168,7 @@ async def stack(plan: Plan, app: str, replicas: int, machines: int) -> AsyncIter
                 return first[-1]
 
             async def storage() -> Database:
-                db = await stack.enter_async_context(database(plan.postgres, folder))
+                db = await stack.enter_async_context(database(plan.postgres, folder, plan.keep))
                 if app == "cloud":
                     await prepare(db, ids, SLOTS)
                 return db
@@ -953,7 +953,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vipps-latency", type=float, default=0.0, help="seconds added by Vipps")
     parser.add_argument("--cloud-log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     parser.add_argument("--seed", type=int, default=1, help="seed of the arrivals")
-    parser.add_argument("--keep", action="store_true", help="keep each phase's logs")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep each phase's logs (and PostgreSQL database)"
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     return parser.parse_args(argv)
 

@@ -17,7 +17,7 @@ benchmark passes the number it measured for the cloud), so both do the same data
 Settings come from the cloud's own variables (``CloudSettings.from_env``). Its first line of
 output is its URL, as ``vendgate cloud serve``'s.
 
-    python benchmarks/cloud_floor.py --port 0 --commits 37
+    python benchmarks/cloud_floor.py --port 0 --commits 41
 """
 
 from __future__ import annotations

@@ -412,7 +412,8 @@ async def postgres_available() -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def database(postgres: bool, folder: Path) -> AsyncIterator[Database]:
+async def database(postgres: bool, folder: Path, keep: bool = False) -> AsyncIterator[Database]:
+    """SQLite in ``folder``, or a new PostgreSQL database, dropped afterwards unless ``keep``."""
     if not postgres:
         yield Database(f"sqlite+aiosqlite:///{folder / 'bench.db'}")
         return
@@ -428,11 +429,20 @@ async def database(postgres: bool, folder: Path) -> AsyncIterator[Database]:
     try:
         yield Database(with_database(admin, name, "postgresql+asyncpg"), name, admin)
     finally:
-        connection = await asyncpg.connect(admin, timeout=10)
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
+        if keep:
+            print(f"  (PostgreSQL database {name} kept)")
+        else:
+            await drop_database(admin, name)
+
+
+async def drop_database(admin: str, name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(admin, timeout=10)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 async def prepare(db: Database, machines: Sequence[str], slots: Sequence[SlotSpec]) -> None:
