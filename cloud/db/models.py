@@ -170,6 +170,9 @@ class Payment(SQLModel, table=True):
     captured: int = 0
     cancelled: int = 0
     next_poll_at: datetime | None = None
+    # Webhook hints received while awaiting approval: a read that started before the latest
+    # one does not push the next read out (see the core's PaymentRead).
+    hints: int = 0
     updated_at: datetime
 
 

@@ -95,6 +95,7 @@ class Snapshot:
     payment_captured: int = 0
     payment_cancelled: int = 0
     next_poll_at: datetime | None = None
+    payment_hints: int = 0
     payment_updated_at: datetime | None = None
     # Attempts reported so far, as charged; and price_mismatch details already alerted.
     lines: tuple[Line, ...] = ()
@@ -149,12 +150,13 @@ class PaymentRefused:
 class PaymentRead:
     """A poll's answer. A webhook never carries this: it only makes the read due.
 
-    ``due_when_asked`` is the session's ``next_poll_at`` when the read was made: a later one
-    means a webhook hinted while the read was under way, and its "look now" must stand.
+    ``hints_when_asked`` is the session's count of webhook hints when the read was made: a
+    higher count now means a webhook hinted while the read was under way, and its "look now"
+    must stand. (A count, not a time: two instants can be equal, two counts that differ can't.)
     """
 
     facts: PaymentFacts
-    due_when_asked: datetime | None = None
+    hints_when_asked: int | None = None
 
 
 @dataclass(frozen=True)
@@ -358,7 +360,7 @@ def decide(snapshot: Snapshot, event: Input, now: datetime, timing: TimingSettin
         case PaymentRefused():
             rules.refused(event)
         case PaymentRead():
-            rules.read(event.facts, event.due_when_asked)
+            rules.read(event.facts, event.hints_when_asked)
         case PaymentHinted():
             rules.hinted(event)
         case EdgeStarted():
@@ -477,7 +479,7 @@ class _Rules:
         self.d.set(outcome=f"payment_{vipps_state.lower()}", due_at=None)
         return True
 
-    def read(self, facts: PaymentFacts, due_when_asked: datetime | None = None) -> None:
+    def read(self, facts: PaymentFacts, hints_when_asked: int | None = None) -> None:
         """A poll result: unlock, close, or look again in ``poll_interval`` seconds."""
         if self.s.state is not VendState.AWAITING_APPROVAL:
             return
@@ -494,9 +496,9 @@ class _Rules:
         if not moved:
             due = self.s.next_poll_at
             hinted_meanwhile = (
-                due_when_asked is not None and due is not None and due > due_when_asked
+                hints_when_asked is not None and self.s.payment_hints > hints_when_asked
             )
-            if not hinted_meanwhile:
+            if not hinted_meanwhile or due is None:
                 due = self.now + timedelta(seconds=self.timing.poll_interval)
             self.d.set(payment_state=facts.state, next_poll_at=due)
             self._schedule()
@@ -544,7 +546,7 @@ class _Rules:
             )
             self.d.alert(AlertKind.PAYMENT_DISAGREES, detail)
         if self.s.state is VendState.AWAITING_APPROVAL:
-            self.d.set(next_poll_at=self.now)
+            self.d.set(next_poll_at=self.now, payment_hints=self.s.payment_hints + 1)
             self._schedule()
 
     # -- the machine -------------------------------------------------------------------------

@@ -139,7 +139,7 @@ class VippsExecutor:
                 return await self._create(self.vipps, snapshot, call)
             case VippsOp.POLL:
                 facts = facts_of(await epayment.get_payment(reference))
-                return PaymentRead(facts, snapshot.next_poll_at)
+                return PaymentRead(facts, snapshot.payment_hints)
             case VippsOp.VERIFY:
                 return VerifyRead(facts_of(await epayment.get_payment(reference)))
             case VippsOp.CAPTURE:

@@ -103,6 +103,7 @@ _PAYMENT_FIELDS = {
     "payment_captured": "captured",
     "payment_cancelled": "cancelled",
     "next_poll_at": "next_poll_at",
+    "payment_hints": "hints",
     "payment_updated_at": "updated_at",
 }
 
@@ -229,6 +230,7 @@ async def _read(db: AsyncSession, vend_id: str) -> _Rows | None:
         payment_captured=payment.captured,
         payment_cancelled=payment.cancelled,
         next_poll_at=_utc(payment.next_poll_at),
+        payment_hints=payment.hints,
         payment_updated_at=as_utc(payment.updated_at),
         lines=tuple(await lines_of(db, vend)),
         alerted_mismatches=tuple(alert.detail for alert in alerted),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
@@ -434,9 +435,13 @@ def test_a_poll_answered_after_the_approval_window_unlocks_nothing() -> None:
     assert "alert:late_approval" in {effect_name(e) for e in m.effects}
 
 
-def test_a_webhook_hint_during_a_poll_is_not_overwritten_by_its_answer() -> None:
+@pytest.mark.parametrize("hint_after", [0, 1], ids=["same-instant", "a-second-later"])
+def test_a_webhook_hint_during_a_poll_is_not_overwritten_by_its_answer(hint_after: int) -> None:
     """The poll asks (CREATED), the customer approves and the webhook hints "read now", then
-    the stale answer arrives: the read stays due now instead of waiting a poll interval."""
+    the stale answer arrives: the read stays due now instead of waiting a poll interval.
+
+    Also when the hint lands at the very instant the read was asked (a clock that has not
+    moved, as in tests; or a coarse one): what counts is that a hint came, not when."""
     asked = T0 + timedelta(seconds=5)
     waiting = Snapshot(
         id=VEND,
@@ -452,15 +457,23 @@ def test_a_webhook_hint_during_a_poll_is_not_overwritten_by_its_answer() -> None
         names={},
         machine_vat=2500,
     )
-    hinted_at = asked + timedelta(seconds=1)
+    hints_when_asked = waiting.payment_hints
+    hinted_at = asked + timedelta(seconds=hint_after)
     hinted = decide(waiting, PaymentHinted("AUTHORIZED", RESERVED, "NOK"), hinted_at, TIMING)
     assert hinted.snapshot.next_poll_at == hinted_at
+    assert hinted.snapshot.payment_hints == hints_when_asked + 1
     created = PaymentFacts("CREATED", nok(0), nok(0), nok(0))
-    answered_at = hinted_at + timedelta(seconds=1)
-    stale = decide(hinted.snapshot, PaymentRead(created, asked), answered_at, TIMING)
+    answered_at = hinted_at + timedelta(seconds=hint_after)
+    read = PaymentRead(created, hints_when_asked)
+    stale = decide(hinted.snapshot, read, answered_at, TIMING)
     assert stale.snapshot.next_poll_at == hinted_at  # still due: the hint stands
     assert stale.snapshot.due_at is not None
     assert stale.snapshot.due_at <= answered_at
+    # The read that follows covers that hint: its answer waits the interval again.
+    fresh = decide(
+        stale.snapshot, PaymentRead(created, stale.snapshot.payment_hints), answered_at, TIMING
+    )
+    assert fresh.snapshot.next_poll_at == answered_at + timedelta(seconds=TIMING.poll_interval)
     # Without a hint in between, the next read waits its interval as before.
-    plain = decide(waiting, PaymentRead(created, asked), answered_at, TIMING)
+    plain = decide(waiting, read, answered_at, TIMING)
     assert plain.snapshot.next_poll_at == answered_at + timedelta(seconds=TIMING.poll_interval)
