@@ -167,6 +167,9 @@ def build_parts(
         tree=tree,
         faults=faults,
         on_command=outbox.set,
+        on_work=work.set,
+        inline_work=settings.run_reconciler,
+        concurrency=settings.work_concurrency,
     )
     purchases = Purchases(sessions, vends, pings, clock=clock, timing=timing)
     # Per replica, in memory: abuse protection only (docs/cloud.md, "Rate limits").
@@ -178,11 +181,8 @@ def build_parts(
         vends,
         purchases,
         clock=clock,
-        on_work=work.set,
     )
-    handler = MessageHandler(
-        sessions, vends, pings, tree, clock=clock, on_work=work.set, on_command=outbox.set
-    )
+    handler = MessageHandler(sessions, vends, pings, tree, clock=clock, on_command=outbox.set)
     reconciler = Reconciler(
         vends,
         sessions,
@@ -383,6 +383,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await parts.vends.aclose()
 
     webhook = webhook_handler(settings.webhooks.path)
     return Litestar(

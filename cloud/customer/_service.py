@@ -14,7 +14,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud.db import (
     Machine,
-    Payment,
     ProcessedMessage,
     SessionFactory,
     VendSession,
@@ -28,7 +27,7 @@ from vendgate.cloud.errors import (
 )
 from vendgate.cloud.machines import Pings, get_machine, has_open_vend, slots_of, unavailability
 from vendgate.cloud.settings import TimingSettings
-from vendgate.cloud.vends import VendService, VendState, lines_of, open_vend
+from vendgate.cloud.vends import Decision, VendService, VendState, lines_of, open_vend
 from vendgate.protocol import Clock, Money
 
 from ._limits import CustomerLimits
@@ -72,18 +71,14 @@ class Purchases:
             name = await self._check(machine_id, admit)
             await self._ask(machine_id, name)
             admit = None  # taken once, above
-        vend_id = await self._open(machine_id, customer_token, dedup_key, admit)
+        opened = await self._open(machine_id, customer_token, dedup_key, admit)
         # The customer waits for the redirect: one short create attempt; the reconciler retries.
-        await self.vends.run_claimed(vend_id, scan=True)
-        async with transaction(self.sessions) as db:
-            vend = await db.get(VendSession, vend_id)
-            payment = await db.get(Payment, vend_id)
-        assert vend is not None
-        assert payment is not None
+        decision = await self.vends.work_on(opened, scan=True)
+        vend = decision.snapshot
         # Still creating (Vipps did not answer; the reconciler retries) or refused outright.
         if vend.state in (VendState.CREATING, VendState.CLOSED):
             raise PaymentStartFailed("Vipps did not take the payment; please try again shortly")
-        return Started(vend_id, payment.redirect_url)
+        return Started(vend.id, vend.redirect_url)
 
     async def _check(self, machine_id: str, admit: Callable[[Machine], None] | None) -> str:
         """Refuse what the database already knows (read only); the machine's name otherwise."""
@@ -133,7 +128,8 @@ class Purchases:
         token: str | None,
         dedup_key: str | None,
         admit: Callable[[Machine], None] | None,
-    ) -> str:
+    ) -> Decision:
+        """Open the session and decide its first step (create the payment) in one transaction."""
         now = self.clock.now()
         async with transaction(self.sessions) as db:
             # Again: the machine may have become busy or offline while it was pinged.
@@ -153,7 +149,9 @@ class Purchases:
             except IntegrityError as exc:
                 # Another request opened a session at this machine a moment ago.
                 raise MachineUnavailable(machine.name, Unavailability.BUSY) from exc
-            return vend.id
+            decision = await self.vends.advance_in(db, vend.id)
+        assert decision is not None  # just written, in this transaction
+        return decision
 
 
 async def _highest_price(db: AsyncSession, machine: Machine) -> int:

@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from vendgate.cloud.db import Machine, ProcessedMessage, SessionFactory, VendSession, transaction
 from vendgate.cloud.machines import Pings, record_status, record_telemetry, send_planogram
 from vendgate.cloud.vends import (
+    Decision,
     EdgeDispensed,
     EdgeEnded,
     EdgeRejected,
@@ -65,8 +66,9 @@ class MessageHandler:
     """Turns a machine's messages into the vend service's inputs; answers with the acks for
     the link to publish (after the transaction that handled the event committed).
 
-    A pong goes to ``pings`` (the scan waiting for it). After an event: ``on_work`` (something
-    may be due: wake the reconciler) and ``on_command`` (a command may be in the outbox).
+    A pong goes to ``pings`` (the scan waiting for it). After an event the vend service takes
+    over what it decided (commands out, a settlement worked at once); after a ``hello``,
+    ``on_command`` (its planogram is in the outbox).
     """
 
     sessions: SessionFactory
@@ -75,7 +77,6 @@ class MessageHandler:
     tree: TopicTree
     _: KW_ONLY
     clock: Clock
-    on_work: Callable[[], None]
     on_command: Callable[[], None]
 
     async def __call__(self, message: aiomqtt.Message) -> list[Reply]:
@@ -139,16 +140,19 @@ class MessageHandler:
             db.add(machine)
 
     async def _event(self, machine_id: str, event: Event) -> list[Reply]:
+        decision = None
         try:
             async with transaction(self.sessions) as db:
                 fresh = await self._first_time(db, machine_id, event)
                 if fresh:
-                    await self._apply(db, machine_id, event)
+                    decision = await self._apply(db, machine_id, event)
         except Exception as error:  # whatever it is, it must not loop
             if not await self._not_applied(machine_id, event, error):
                 return []
-        self.on_work()
-        self.on_command()
+        # Its commands go out, and a session it made due (a settlement) is worked at once.
+        self.vends.committed(decision)
+        if isinstance(event, Hello):
+            self.on_command()  # the planogram
         # Committed or rejected (now or before): the edge may drop it from its outbox.
         return [self._ack(machine_id, event.id)]
 
@@ -181,7 +185,7 @@ class MessageHandler:
         await db.flush()
         return True
 
-    async def _apply(self, db: AsyncSession, machine_id: str, event: Event) -> None:
+    async def _apply(self, db: AsyncSession, machine_id: str, event: Event) -> Decision | None:
         now = self.clock.now()
         machine = await db.get(Machine, machine_id)
         if machine is not None and machine.online:
@@ -194,7 +198,7 @@ class MessageHandler:
                 db.add(machine)
                 # Every connect: the edge prices vends by the planogram it holds.
                 await send_planogram(db, self.tree, machine, now)
-            return
+            return None
         vend = await db.get(VendSession, vend_id)
         if vend is None or vend.machine_id != machine_id:
             log.warning(
@@ -203,10 +207,9 @@ class MessageHandler:
                 machine_id,
                 vend_id,
             )
-            return
+            return None
         fact = vend_input(event)
-        if fact is not None:
-            await self.vends.apply_in(db, vend_id, fact)
+        return None if fact is None else await self.vends.apply_in(db, vend_id, fact, work=True)
 
     def _ack(self, machine_id: str, event_id: str) -> Reply:
         ack = Ack.create(now=self.clock.now(), events=[event_id])

@@ -294,6 +294,8 @@ class Decision:
     snapshot: Snapshot
     effects: tuple[Effect, ...] = ()
     acted: bool = False  # something changed or is to be done (False: nothing due)
+    # Whoever made this decision took the session's lease with it, and works it.
+    taken: bool = False
 
     def calls(self) -> list[CallVipps]:
         return [e for e in self.effects if isinstance(e, CallVipps)]
@@ -379,6 +381,54 @@ def decide(snapshot: Snapshot, event: Input, now: datetime, timing: TimingSettin
         case StepFailed():
             rules.step_failed(event)
     return draft.done(snapshot)
+
+
+# A session needs at most capture, cancel, verify, receipt, close in a row; more is a bug.
+MAX_LOOKS = 10
+
+
+def claimable(s: Snapshot, now: datetime) -> bool:
+    """Due now and nobody works it: whoever decided this may take it (a lease) and work it."""
+    due = s.due_at is not None and s.due_at <= now
+    return due and (s.lease_until is None or s.lease_until < now)
+
+
+def advance(
+    snapshot: Snapshot, first: Input | None, now: datetime, timing: TimingSettings
+) -> Decision:
+    """``first`` (a Vipps call's result, or nothing), then look until a Vipps call is due or
+    nothing is: the whole decision of one transaction of whoever holds the lease.
+
+    A decision that ends with a call keeps the lease (its result comes back here); one that
+    ends with nothing due releases it. So a session's work is one transaction per Vipps call,
+    not three (result, look, release).
+    """
+    parts: list[Decision] = []
+    s = snapshot
+    if first is not None:
+        parts.append(decide(s, first, now, timing))
+        s = parts[-1].snapshot
+    failed = s.failures > snapshot.failures  # the back-off decides when to look again
+    for _ in range(0 if failed else MAX_LOOKS):
+        look = decide(s, TimePassed(), now, timing)
+        parts.append(look)
+        s = look.snapshot
+        if look.calls():
+            return _merged(snapshot, parts)
+        if not look.acted:
+            break
+    else:
+        if not failed:
+            note = f"vend {s.id}: still busy after {MAX_LOOKS} looks; looked at again later"
+            parts.append(Decision(s, (Note(Level.ERROR, note),), True))
+    parts.append(decide(s, Released(), now, timing))
+    return _merged(snapshot, parts)
+
+
+def _merged(before: Snapshot, parts: list[Decision]) -> Decision:
+    effects = tuple(effect for part in parts for effect in part.effects)
+    after = parts[-1].snapshot if parts else before
+    return Decision(after, effects, any(part.acted for part in parts))
 
 
 class _Rules:

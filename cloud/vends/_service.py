@@ -10,6 +10,8 @@ what they receive into inputs.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
 import secrets
@@ -49,13 +51,13 @@ from ._core import (
     Level,
     LogStep,
     Note,
-    Released,
     ResendCommand,
     SendCommand,
     Snapshot,
     StepDone,
-    TimePassed,
     VippsOp,
+    advance,
+    claimable,
     decide,
 )
 from ._executor import VippsExecutor
@@ -63,9 +65,6 @@ from ._settlement import Line, PriceMode, Pricing
 from ._states import VendState, is_open
 
 log = logging.getLogger(__name__)
-
-# A session needs at most capture, cancel, verify, receipt, close in a row; more is a bug.
-MAX_STEPS_PER_CLAIM = 10
 
 _LEVELS = {Level.INFO: logging.INFO, Level.WARNING: logging.WARNING, Level.ERROR: logging.ERROR}
 
@@ -252,6 +251,9 @@ class VendService:
         tree: TopicTree,
         faults: Faults = no_faults,
         on_command: Callable[[], None] = lambda: None,
+        on_work: Callable[[], None] = lambda: None,
+        inline_work: bool = False,
+        concurrency: int = 16,
     ) -> None:
         self.sessions = sessions
         self.executor = executor
@@ -260,54 +262,112 @@ class VendService:
         self.tree = tree
         self.faults = faults
         self.on_command = on_command  # a command went to the outbox: publish it now
+        self.on_work = on_work  # a session is due now and nobody took it: wake the reconciler
+        # Take sessions made due by an input and work them at once, at most ``concurrency``
+        # at a time (then the reconciler's pass gets them). Off: inputs only make work due.
+        self.inline_work = inline_work
+        self.concurrency = concurrency
+        self._working: set[asyncio.Task[Decision]] = set()
 
-    async def apply(self, vend_id: str, event: Input) -> Decision | None:
-        """``event`` applied to the session in its own transaction (None: no such session)."""
+    async def apply(self, vend_id: str, event: Input, *, work: bool = False) -> Decision | None:
+        """``event`` applied to the session in its own transaction (None: no such session).
+
+        ``work``: if the session is due now and free, this replica takes it in that same
+        transaction and works it at once, in a task of its own (see ``committed``).
+        """
         async with transaction(self.sessions) as db:
-            decision = await self.apply_in(db, vend_id, event)
-        if decision is not None and _sends_commands(decision):
-            self.on_command()
+            decision = await self.apply_in(db, vend_id, event, work=work)
+        self.committed(decision)
         return decision
 
-    async def apply_in(self, db: AsyncSession, vend_id: str, event: Input) -> Decision | None:
-        """The same inside the caller's transaction (an MQTT event and its dedup row)."""
+    async def apply_in(
+        self, db: AsyncSession, vend_id: str, event: Input, *, work: bool = False
+    ) -> Decision | None:
+        """The same inside the caller's transaction (an MQTT event and its dedup row); the
+        caller calls ``committed`` with the decision once that transaction committed."""
         rows = await _read(db, vend_id)
         if rows is None:
             return None
         now = self.clock.now()
         decision = decide(rows.snapshot, event, now, self.timing)
+        if work and self._has_room() and claimable(decision.snapshot, now):
+            lease = now + timedelta(seconds=self.timing.work_lease)
+            taken = dataclasses.replace(decision.snapshot, lease_until=lease)
+            then = advance(taken, None, now, self.timing)
+            effects = decision.effects + then.effects
+            decision = Decision(then.snapshot, effects, True, taken=True)
         await self._write(db, rows, decision, now)
         return decision
 
-    async def run_claimed(self, vend_id: str, *, scan: bool = False) -> None:
+    def committed(self, decision: Decision | None) -> None:
+        """After the transaction that wrote ``decision``: its commands go out, and a session it
+        took is worked now (the reconciler only picks up what nobody took)."""
+        if decision is None:
+            return
+        if _sends_commands(decision):
+            self.on_command()
+        if decision.taken and decision.calls():
+            task = asyncio.create_task(self.work_on(decision))
+            self._working.add(task)
+            task.add_done_callback(self._working.discard)
+        elif not decision.taken and claimable(decision.snapshot, self.clock.now()):
+            self.on_work()  # due now, and not taken here (no room, or someone holds it)
+
+    def _has_room(self) -> bool:
+        return self.inline_work and len(self._working) < self.concurrency
+
+    async def aclose(self) -> None:
+        """Stop the sessions taken here; their leases run out and the reconciler goes on."""
+        for task in list(self._working):
+            task.cancel()
+        await asyncio.gather(*self._working, return_exceptions=True)
+
+    async def run_claimed(self, vend_id: str, *, scan: bool = False) -> Decision | None:
         """Run every action due now; the caller holds the session's lease, released here.
 
         ``scan``: the customer waits for this, so the create gets one short attempt.
         """
-        try:
-            for _ in range(MAX_STEPS_PER_CLAIM):
-                if not await self._step(vend_id, scan):
-                    return
-            log.error("vend %s: still busy after %d steps", vend_id, MAX_STEPS_PER_CLAIM)
-        finally:
-            await self.apply(vend_id, Released())
+        decision = await self._advance(vend_id, None)
+        return None if decision is None else await self.work_on(decision, scan=scan)
 
-    async def _step(self, vend_id: str, scan: bool) -> bool:
-        """One look: the action due, its Vipps call if any, and its result. False: stop."""
-        decision = await self.apply(vend_id, TimePassed())
-        if decision is None or not decision.acted:
-            return False
-        for call in decision.calls():
-            result = await self.executor.execute(decision.snapshot, call, scan=scan)
-            captured = call.operation is VippsOp.CAPTURE and isinstance(result, StepDone)
+    async def advance_in(
+        self, db: AsyncSession, vend_id: str, result: Input | None = None
+    ) -> Decision | None:
+        """``advance`` in the caller's transaction, for a session the caller holds: ``result``
+        (a Vipps answer), then the looks. The scan uses it to open a session and decide its
+        create in one transaction."""
+        rows = await _read(db, vend_id)
+        if rows is None:
+            return None
+        now = self.clock.now()
+        decision = advance(rows.snapshot, result, now, self.timing)
+        await self._write(db, rows, decision, now)
+        return decision
+
+    async def _advance(self, vend_id: str, result: Input | None) -> Decision | None:
+        async with transaction(self.sessions) as db:
+            decision = await self.advance_in(db, vend_id, result)
+        if decision is not None and _sends_commands(decision):
+            self.on_command()
+        return decision
+
+    async def work_on(self, decision: Decision, *, scan: bool = False) -> Decision:
+        """Carry out a held session's Vipps calls, one transaction per answer, until the
+        decision releases it. On a failure the lease stays: the session is looked at again
+        when it runs out, as after a crash."""
+        vend_id = decision.snapshot.id
+        while calls := decision.calls():
+            result = await self.executor.execute(decision.snapshot, calls[0], scan=scan)
+            captured = calls[0].operation is VippsOp.CAPTURE and isinstance(result, StepDone)
             if captured:
                 self.faults(AFTER_VIPPS_CALL_BEFORE_COMMIT)
-            after = await self.apply(vend_id, result)
+            after = await self._advance(vend_id, result)
             if captured:
                 self.faults(AFTER_CAPTURE)
-            if after is None or after.snapshot.failures > decision.snapshot.failures:
-                return False  # failed: the back-off decides when to look again
-        return True
+            if after is None:
+                break
+            decision = after
+        return decision
 
     async def _write(
         self, db: AsyncSession, rows: _Rows, decision: Decision, now: datetime
