@@ -17,15 +17,12 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vendgate.cloud.alerts import AlertKind, alerts_of, raise_alert
-from vendgate.cloud.clock import as_utc
+from vendgate.cloud.alerts import raise_alert
 from vendgate.cloud.db import (
     Machine,
     Payment,
@@ -61,50 +58,13 @@ from ._core import (
     decide,
 )
 from ._executor import VippsExecutor
-from ._settlement import Line, PriceMode, Pricing
-from ._states import VendState, is_open
+from ._rows import read_snapshot, write_snapshot, write_steps
+from ._settlement import Line
+from ._states import VendState
 
 log = logging.getLogger(__name__)
 
 _LEVELS = {Level.INFO: logging.INFO, Level.WARNING: logging.WARNING, Level.ERROR: logging.ERROR}
-
-# The session's columns the core decides, by the snapshot's name for them (the same).
-_VEND_FIELDS = (
-    "due_at",
-    "lease_until",
-    "authorized_amount",
-    "authorized_at",
-    "command_id",
-    "command_sent_at",
-    "command_expires_at",
-    "settle_by",
-    "started_at",
-    "ended_at",
-    "closed_at",
-    "end_reason",
-    "capture_amount",
-    "cancel_amount",
-    "captured_at",
-    "cancelled_at",
-    "verified_at",
-    "receipt_at",
-    "outcome",
-    "failures",
-    "last_error",
-    "updated_at",
-)
-_VEND_TIMES = tuple(name for name in _VEND_FIELDS if name.endswith(("_at", "_by", "_until")))
-# The payment's columns, by the snapshot's name for them.
-_PAYMENT_FIELDS = {
-    "payment_state": "state",
-    "redirect_url": "redirect_url",
-    "payment_authorized": "authorized",
-    "payment_captured": "captured",
-    "payment_cancelled": "cancelled",
-    "next_poll_at": "next_poll_at",
-    "payment_hints": "hints",
-    "payment_updated_at": "updated_at",
-}
 
 
 def new_vend_id() -> str:
@@ -162,80 +122,11 @@ def planogram_snapshot(slots: Iterable[Slot]) -> str:
     return json.dumps([[s.item, s.name, s.price, s.vat_rate] for s in slots])
 
 
-async def _planogram_of(db: AsyncSession, vend: VendSession) -> Sequence[Slot]:
-    if not vend.planogram:  # a session opened before snapshots were kept
-        return (await db.exec(select(Slot).where(Slot.machine_id == vend.machine_id))).all()
-    return [
-        Slot(machine_id=vend.machine_id, item=item, name=name, price=price, vat_rate=vat)
-        for item, name, price, vat in json.loads(vend.planogram)
-    ]
-
-
 async def lines_of(db: AsyncSession, vend: VendSession) -> list[Line]:
     """The attempts reported so far; stored lines are all in the session's currency."""
     query = select(VendLine).where(VendLine.vend_id == vend.id).order_by(col(VendLine.position))
     rows: Sequence[VendLine] = (await db.exec(query)).all()
     return [Line(r.item, Money(r.price, vend.currency), r.success) for r in rows]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)
-
-
-@dataclass
-class _Rows:
-    vend: VendSession
-    payment: Payment
-    snapshot: Snapshot
-
-
-async def _read(db: AsyncSession, vend_id: str) -> _Rows | None:
-    # Locked on PostgreSQL until the decision is written: two inputs for one session (an
-    # event and the reconciler) are decided one after the other, never from one old snapshot.
-    # SQLite serializes writing transactions anyway (BEGIN IMMEDIATE).
-    vend = await db.get(VendSession, vend_id, with_for_update=True)
-    payment = await db.get(Payment, vend_id)
-    if vend is None or payment is None:
-        return None
-    machine = await db.get(Machine, vend.machine_id)
-    slots = await _planogram_of(db, vend)
-    mode = PriceMode(machine.price_mode) if machine is not None else PriceMode.PLANOGRAM
-    alerted = await alerts_of(db, kind=AlertKind.PRICE_MISMATCH, vend_id=vend.id)
-    # SQLite gives naive datetimes back: the core compares aware ones.
-    times = {name: _utc(getattr(vend, name)) for name in _VEND_TIMES}
-    snapshot = Snapshot(
-        id=vend.id,
-        machine_id=vend.machine_id,
-        currency=vend.currency,
-        state=VendState(vend.state),
-        reserved=payment.amount,
-        created_at=as_utc(vend.created_at),
-        pricing=Pricing(mode, {slot.item: slot.price for slot in slots}),
-        names={slot.item: (slot.name, slot.vat_rate) for slot in slots},
-        machine_vat=machine.vat_rate if machine is not None else 0,
-        status_token=vend.status_token,
-        customer_token=payment.customer_token,
-        authorized_amount=vend.authorized_amount,
-        command_id=vend.command_id,
-        end_reason=vend.end_reason,
-        capture_amount=vend.capture_amount,
-        cancel_amount=vend.cancel_amount,
-        outcome=vend.outcome,
-        failures=vend.failures,
-        last_error=vend.last_error,
-        payment_state=payment.state,
-        redirect_url=payment.redirect_url,
-        payment_authorized=payment.authorized,
-        payment_captured=payment.captured,
-        payment_cancelled=payment.cancelled,
-        next_poll_at=_utc(payment.next_poll_at),
-        payment_hints=payment.hints,
-        payment_updated_at=as_utc(payment.updated_at),
-        lines=tuple(await lines_of(db, vend)),
-        alerted_mismatches=tuple(alert.detail for alert in alerted),
-        **times,  # type: ignore[arg-type]
-    )
-    return _Rows(vend, payment, snapshot)
 
 
 class VendService:
@@ -285,18 +176,18 @@ class VendService:
     ) -> Decision | None:
         """The same inside the caller's transaction (an MQTT event and its dedup row); the
         caller calls ``committed`` with the decision once that transaction committed."""
-        rows = await _read(db, vend_id)
-        if rows is None:
+        snapshot = await read_snapshot(db, vend_id)
+        if snapshot is None:
             return None
         now = self.clock.now()
-        decision = decide(rows.snapshot, event, now, self.timing)
+        decision = decide(snapshot, event, now, self.timing)
         if work and self._has_room() and claimable(decision.snapshot, now):
             lease = now + timedelta(seconds=self.timing.work_lease)
             taken = dataclasses.replace(decision.snapshot, lease_until=lease)
             then = advance(taken, None, now, self.timing)
             effects = decision.effects + then.effects
             decision = Decision(then.snapshot, effects, True, taken=True)
-        await self._write(db, rows, decision, now)
+        await self._write(db, snapshot, decision, now)
         return decision
 
     def committed(self, decision: Decision | None) -> None:
@@ -336,12 +227,12 @@ class VendService:
         """``advance`` in the caller's transaction, for a session the caller holds: ``result``
         (a Vipps answer), then the looks. The scan uses it to open a session and decide its
         create in one transaction."""
-        rows = await _read(db, vend_id)
-        if rows is None:
+        snapshot = await read_snapshot(db, vend_id)
+        if snapshot is None:
             return None
         now = self.clock.now()
-        decision = advance(rows.snapshot, result, now, self.timing)
-        await self._write(db, rows, decision, now)
+        decision = advance(snapshot, result, now, self.timing)
+        await self._write(db, snapshot, decision, now)
         return decision
 
     async def _advance(self, vend_id: str, result: Input | None) -> Decision | None:
@@ -370,40 +261,26 @@ class VendService:
         return decision
 
     async def _write(
-        self, db: AsyncSession, rows: _Rows, decision: Decision, now: datetime
+        self, db: AsyncSession, before: Snapshot, decision: Decision, now: datetime
     ) -> None:
-        before, after = rows.snapshot, decision.snapshot
-        vend, payment = rows.vend, rows.payment
-        if after != before:
-            vend.state, vend.is_open = after.state, is_open(after.state)
-            for name in _VEND_FIELDS:
-                setattr(vend, name, getattr(after, name))
-            for name, column in _PAYMENT_FIELDS.items():
-                setattr(payment, column, getattr(after, name))
-            db.add(vend)
-            db.add(payment)
-        if after.lines != before.lines:
-            await db.exec(delete(VendLine).where(col(VendLine.vend_id) == vend.id))
-            for position, line in enumerate(after.lines):
-                db.add(_line_row(vend.id, position, line))
+        after = decision.snapshot
+        await write_snapshot(db, before, after)
+        steps = [(e.step, e.detail) for e in decision.effects if isinstance(e, LogStep)]
         for effect in decision.effects:
-            await self._record(db, after, effect, now)
+            if isinstance(effect, ResendCommand) and await rearm(db, effect.command_id):
+                steps.append(("command_resent", effect.command_id))
+            else:
+                self._record(db, after, effect, now)
+        await write_steps(db, after.id, now, steps)
 
-    async def _record(self, db: AsyncSession, s: Snapshot, effect: object, now: datetime) -> None:
-        if isinstance(effect, LogStep):
-            db.add(VendStep(vend_id=s.id, at=now, step=effect.step, detail=effect.detail))
-        elif isinstance(effect, Alert):
+    def _record(self, db: AsyncSession, s: Snapshot, effect: object, now: datetime) -> None:
+        if isinstance(effect, Alert):
             raise_alert(db, effect.kind, now, effect.detail, machine_id=s.machine_id, vend_id=s.id)
         elif isinstance(effect, SendCommand):
             enqueue(db, self.tree, s.machine_id, _command(s, effect, now), now)
-        elif isinstance(effect, ResendCommand):
-            if await rearm(db, effect.command_id):
-                db.add(
-                    VendStep(vend_id=s.id, at=now, step="command_resent", detail=effect.command_id)
-                )
         elif isinstance(effect, Note):
             log.log(_LEVELS[effect.level], "%s", effect.text)
-        # CallVipps: carried out after the commit (run_claimed).
+        # LogStep: written together above. CallVipps: carried out after the commit (work_on).
 
 
 def _sends_commands(decision: Decision) -> bool:
@@ -422,16 +299,6 @@ def _command(s: Snapshot, effect: SendCommand, now: datetime) -> Command:
             message_id=effect.command_id,
         )
     return Cancel.create(now=now, vend_id=s.id, message_id=effect.command_id)
-
-
-def _line_row(vend_id: str, position: int, line: Line) -> VendLine:
-    return VendLine(
-        vend_id=vend_id,
-        position=position,
-        item=line.item,
-        price=line.price.value,
-        success=line.success,
-    )
 
 
 __all__ = ["CallVipps", "VendService", "lines_of", "new_vend_id", "open_vend"]
