@@ -231,6 +231,7 @@ def _mqtt_link(
         on_connect=on_connect,
         presence=tree.cloud_presence(),
         machine_level=len(tree.prefix.split("/")),
+        express=tree.pong_filter(),
     )
 
 

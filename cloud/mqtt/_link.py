@@ -68,9 +68,15 @@ class MqttLink:
         *,
         machine_level: int = 2,
         lanes: int = LANES,
+        express: TopicFilter | None = None,
     ) -> None:
-        """``machine_level``: which level of a topic names the machine (after the prefix's)."""
+        """``machine_level``: which level of a topic names the machine (after the prefix's).
+
+        ``express``: messages it matches (the pongs) are handled at once, in no lane: a scan
+        waits for them, and they must not queue behind other machines' transactions.
+        """
         self.settings = settings
+        self.express = express
         self.machine_level = machine_level
         self.lanes = lanes
         self.filters = tuple(filters)
@@ -79,6 +85,7 @@ class MqttLink:
         self.connected = asyncio.Event()
         self.connects = 0
         self._client: aiomqtt.Client | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     def _presence(self, state: StatusState) -> bytes:
         now = datetime.now(UTC)
@@ -147,7 +154,10 @@ class MqttLink:
         workers = [asyncio.create_task(self._work(lane, handler)) for lane in lanes]
         try:
             async for message in client.messages:
-                await lanes[self._lane_of(message)].put(message)
+                if self.express is not None and self.express.matches(message.topic.value):
+                    self._soon(self._handle(message, handler))
+                else:
+                    await lanes[self._lane_of(message)].put(message)
         finally:
             # Messages still queued are dropped with the connection: the edge re-sends every
             # event the cloud has not acked, and statuses are retained.
@@ -162,11 +172,22 @@ class MqttLink:
 
     async def _work(self, lane: asyncio.Queue[aiomqtt.Message], handler: MessageHandler) -> None:
         while True:
-            message = await lane.get()
-            try:
-                await self._reply(await handler(message) or ())
-            except Exception:  # one message must never stop its lane
-                log.exception("handling %s failed; dropped (an event is re-sent)", message.topic)
+            await self._handle(await lane.get(), handler)
+
+    async def _handle(self, message: aiomqtt.Message, handler: MessageHandler) -> None:
+        try:
+            replies = await handler(message) or ()
+        except Exception:  # one message must never stop its lane
+            log.exception("handling %s failed; dropped (an event is re-sent)", message.topic)
+            return
+        if replies:
+            # The lane goes on while the broker acknowledges the acks (a round trip each).
+            self._soon(self._reply(replies))
+
+    def _soon(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _reply(self, replies: Sequence[Reply]) -> None:
         for reply in replies:
