@@ -159,6 +159,9 @@ def build_parts(
     work, outbox = asyncio.Event(), asyncio.Event()
     link = _mqtt_link(settings, tree, on_connect=outbox.set) if settings.run_mqtt else None
     pings = Pings(tree, clock, link)
+    publisher = None
+    if link is not None:
+        publisher = OutboxPublisher(sessions, link, outbox, clock=clock, postgres=postgres)
     vends = VendService(
         sessions,
         executor,
@@ -168,6 +171,7 @@ def build_parts(
         faults=faults,
         on_command=outbox.set,
         on_work=work.set,
+        send=None if publisher is None else publisher.send,
         inline_work=settings.run_reconciler,
         concurrency=settings.work_concurrency,
     )
@@ -192,9 +196,6 @@ def build_parts(
         postgres=postgres,
         concurrency=settings.work_concurrency,
     )
-    publisher = None
-    if link is not None:
-        publisher = OutboxPublisher(sessions, link, outbox, clock=clock, postgres=postgres)
     policy = FleetPolicy(
         public_url=settings.public_url,
         machine_mqtt_url=settings.machine_mqtt_url,

@@ -1,5 +1,6 @@
 """The cloud's database: tables, engine, migrations."""
 
+from ._once import first_time
 from .engine import SessionFactory, create_engine, is_postgres, session_factory, transaction
 from .migrate import upgrade_to_head
 from .models import (
@@ -38,6 +39,7 @@ __all__ = [
     "VendStep",
     "WebhookRegistration",
     "create_engine",
+    "first_time",
     "is_postgres",
     "session_factory",
     "transaction",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,6 +37,8 @@ VAT_RANGE = range(0, 10_000 + 1)
 NAME_MAX = 100
 STOCK_RANGE = range(0, 2**31)
 VERSIONS_MAX = 2000  # the machines.versions column
+
+_MACHINES = Machine.metadata.tables["machines"]
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,17 @@ def record_status(machine: Machine, status: Status, now: datetime) -> bool:
     machine.status_seq = status.seq
     machine.last_seen_at = now
     return True
+
+
+async def seen(db: AsyncSession, machine_id: str, now: datetime) -> None:
+    """A machine that is online was heard from now (its heartbeat), in one ``UPDATE``."""
+    query = (
+        update(_MACHINES)
+        .where(_MACHINES.c.id == machine_id)
+        .where(_MACHINES.c.online.is_(True))
+        .values(last_seen_at=now)
+    )
+    await (await db.connection()).execute(query)
 
 
 def record_telemetry(machine: Machine, telemetry: Telemetry, now: datetime) -> None:

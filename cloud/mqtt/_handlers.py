@@ -21,8 +21,8 @@ from dataclasses import KW_ONLY, dataclass
 import aiomqtt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vendgate.cloud.db import Machine, ProcessedMessage, SessionFactory, VendSession, transaction
-from vendgate.cloud.machines import Pings, record_status, record_telemetry, send_planogram
+from vendgate.cloud.db import Machine, SessionFactory, first_time, transaction
+from vendgate.cloud.machines import Pings, record_status, record_telemetry, seen, send_planogram
 from vendgate.cloud.vends import (
     Decision,
     EdgeDispensed,
@@ -140,21 +140,24 @@ class MessageHandler:
             db.add(machine)
 
     async def _event(self, machine_id: str, event: Event) -> list[Reply]:
-        decision = None
         try:
-            async with transaction(self.sessions) as db:
-                fresh = await self._first_time(db, machine_id, event)
-                if fresh:
-                    decision = await self._apply(db, machine_id, event)
+            await self._handle_event(machine_id, event)
         except Exception as error:  # whatever it is, it must not loop
             if not await self._not_applied(machine_id, event, error):
                 return []
-        # Its commands go out, and a session it made due (a settlement) is worked at once.
-        self.vends.committed(decision)
         if isinstance(event, Hello):
             self.on_command()  # the planogram
         # Committed or rejected (now or before): the edge may drop it from its outbox.
         return [self._ack(machine_id, event.id)]
+
+    async def _handle_event(self, machine_id: str, event: Event) -> None:
+        decision = None
+        async with transaction(self.sessions) as db:
+            if await self._first_time(db, machine_id, event):
+                decision = await self._apply(db, machine_id, event)
+        # Committed: its commands go out, and a session it made due (a settlement) is worked
+        # at once.
+        self.vends.committed(decision, db)
 
     async def _not_applied(self, machine_id: str, event: Event, error: Exception) -> bool:
         """Reject an event whose application failed, unless the database is what failed.
@@ -177,39 +180,36 @@ class MessageHandler:
         return await reject(self.sessions, rejection, event.encode(), self.clock.now())
 
     async def _first_time(self, db: AsyncSession, machine_id: str, event: Event) -> bool:
-        key = event_key(machine_id, event.id)
-        if await db.get(ProcessedMessage, key) is not None:
-            log.info("duplicate event %s from %s", event.id, machine_id)
-            return False
-        db.add(ProcessedMessage(key=key, received_at=self.clock.now()))
-        await db.flush()
-        return True
+        if await first_time(db, event_key(machine_id, event.id), self.clock.now()):
+            return True
+        log.info("duplicate event %s from %s", event.id, machine_id)
+        return False
 
     async def _apply(self, db: AsyncSession, machine_id: str, event: Event) -> Decision | None:
         now = self.clock.now()
-        machine = await db.get(Machine, machine_id)
-        if machine is not None and machine.online:
-            machine.last_seen_at = now
-            db.add(machine)
         vend_id = getattr(event, "vend_id", None)
         if vend_id is None:
+            machine = await db.get(Machine, machine_id)
+            if machine is not None and machine.online:
+                machine.last_seen_at = now
             if isinstance(event, Hello) and machine is not None:
                 machine.outbox_depth = event.outbox
-                db.add(machine)
                 # Every connect: the edge prices vends by the planogram it holds.
                 await send_planogram(db, self.tree, machine, now)
             return None
-        vend = await db.get(VendSession, vend_id)
-        if vend is None or vend.machine_id != machine_id:
+        await seen(db, machine_id, now)
+        fact = vend_input(event)
+        if fact is None:
+            return None
+        decision = await self.vends.apply_in(db, vend_id, fact, work=True, machine_id=machine_id)
+        if decision is None:
             log.warning(
                 "%s from %s names a vend it does not own: %s",
                 event.wire_name(),
                 machine_id,
                 vend_id,
             )
-            return None
-        fact = vend_input(event)
-        return None if fact is None else await self.vends.apply_in(db, vend_id, fact, work=True)
+        return decision
 
     def _ack(self, machine_id: str, event_id: str) -> Reply:
         ack = Ack.create(now=self.clock.now(), events=[event_id])

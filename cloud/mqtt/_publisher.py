@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from sqlmodel import col, select
 
 from vendgate.cloud.db import OutboxCommand, SessionFactory, transaction
+from vendgate.cloud.outbox import Outgoing
 from vendgate.protocol import Clock
 
 from ._link import MqttLink, NotConnected
@@ -35,6 +36,7 @@ class OutboxPublisher:
     _: KW_ONLY
     clock: Clock
     postgres: bool
+    _sending: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def claim_unpublished(self) -> Sequence[OutboxCommand]:
         """Mark a batch as published (claimed) before sending, so replicas do not double up."""
@@ -61,6 +63,21 @@ class OutboxPublisher:
                 if row is not None:
                     row.published_at = None
                     db.add(row)
+
+    def send(self, commands: Sequence[Outgoing]) -> None:
+        """Publish rows their writer marked as published (``enqueue(sent_at=...)``), now, in a
+        task of their own; any the link cannot take now go back to the outbox."""
+        task = asyncio.ensure_future(self._send(commands))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, commands: Sequence[Outgoing]) -> None:
+        for index, command in enumerate(commands):
+            try:
+                await self.link.publish(command.topic, command.payload)
+            except NotConnected:
+                await self.put_back([c.id for c in commands[index:]])
+                return
 
     async def publish_batch(self) -> int:
         """Send one claimed batch; how many went out (the rest is put back for later)."""

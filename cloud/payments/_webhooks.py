@@ -125,8 +125,7 @@ class Webhooks:
         log.info(
             "vend %s: webhook %s (a hint: reading the payment back)", event.reference, event.name
         )
-        # work: a read made due now is made at once, here (not at the reconciler's next pass).
-        if await self.vends.apply(event.reference, hint, work=True) is None:
+        if not await self.vends.hint(event.reference, hint):
             log.warning("webhook for unknown payment %s", event.reference)
 
     async def _checked_in(self, checkin: CheckedIn) -> None:

@@ -33,6 +33,8 @@ from ._core import (
     claimable,
     command_id,
     decide,
+    hint_can_matter,
+    hint_is_news,
     idempotency_key,
     unlock_amount,
 )
@@ -118,6 +120,8 @@ __all__ = [
     "decide_settlement",
     "due_at",
     "facts_of",
+    "hint_can_matter",
+    "hint_is_news",
     "idempotency_key",
     "is_open",
     "lines_of",

@@ -385,6 +385,28 @@ def decide(snapshot: Snapshot, event: Input, now: datetime, timing: TimingSettin
 
 # A session needs at most capture, cancel, verify, receipt, close in a row; more is a bug.
 MAX_LOOKS = 10
+# Where a webhook can still make us read the payment: before the approval is known.
+_BEFORE_APPROVAL = frozenset({VendState.CREATING, VendState.AWAITING_APPROVAL})
+
+
+def hint_is_news(state: VendState, payment_state: str | None, name: str) -> bool:
+    """Whether a webhook naming ``name`` makes a session in ``state`` read its payment.
+
+    Only a session awaiting approval reads again, and a CREATED it already knows teaches it
+    nothing. (An AUTHORIZED webhook's amount is checked in every state: see ``hinted``.)
+    """
+    if state is not VendState.AWAITING_APPROVAL:
+        return False
+    return not (name == "CREATED" and payment_state == "CREATED")
+
+
+def hint_can_matter(state: VendState, name: str) -> bool:
+    """Whether a webhook naming ``name`` can change anything for a session last known in
+    ``state`` (by this replica, maybe not lately). States only move forward, so a session known
+    past approval stays past it; a CREATED is news to none of the states before it."""
+    if name == "AUTHORIZED":
+        return True  # its amount is checked against the reservation, whatever the state
+    return state in _BEFORE_APPROVAL and name != "CREATED"
 
 
 def claimable(s: Snapshot, now: datetime) -> bool:
@@ -595,7 +617,7 @@ class _Rules:
                 f"reserved {self.s.reserved} {self.s.currency}; not acted on"
             )
             self.d.alert(AlertKind.PAYMENT_DISAGREES, detail)
-        if self.s.state is VendState.AWAITING_APPROVAL:
+        if hint_is_news(self.s.state, self.s.payment_state, event.name):
             self.d.set(next_poll_at=self.now, payment_hints=self.s.payment_hints + 1)
             self._schedule()
 

@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -34,7 +35,7 @@ from vendgate.cloud.db import (
     transaction,
 )
 from vendgate.cloud.faults import AFTER_CAPTURE, AFTER_VIPPS_CALL_BEFORE_COMMIT, Faults, no_faults
-from vendgate.cloud.outbox import enqueue, rearm
+from vendgate.cloud.outbox import Outgoing, enqueue, rearm
 from vendgate.cloud.settings import TimingSettings
 from vendgate.protocol import Clock, Money
 from vendgate.protocol.mqtt import Authorized, Cancel, Command, TopicTree
@@ -48,6 +49,7 @@ from ._core import (
     Level,
     LogStep,
     Note,
+    PaymentHinted,
     ResendCommand,
     SendCommand,
     Snapshot,
@@ -56,6 +58,7 @@ from ._core import (
     advance,
     claimable,
     decide,
+    hint_can_matter,
 )
 from ._executor import VippsExecutor
 from ._rows import read_snapshot, write_snapshot, write_steps
@@ -63,6 +66,12 @@ from ._settlement import Line
 from ._states import VendState
 
 log = logging.getLogger(__name__)
+
+# Where a transaction keeps the commands it wrote for ``send`` (``Session.info``).
+_WRITTEN = "vendgate.written_commands"
+
+# Sessions whose last state is kept in memory (a few MB at most).
+KNOWN_SESSIONS = 50_000
 
 _LEVELS = {Level.INFO: logging.INFO, Level.WARNING: logging.WARNING, Level.ERROR: logging.ERROR}
 
@@ -143,6 +152,7 @@ class VendService:
         faults: Faults = no_faults,
         on_command: Callable[[], None] = lambda: None,
         on_work: Callable[[], None] = lambda: None,
+        send: Callable[[Sequence[Outgoing]], None] | None = None,
         inline_work: bool = False,
         concurrency: int = 16,
     ) -> None:
@@ -154,11 +164,17 @@ class VendService:
         self.faults = faults
         self.on_command = on_command  # a command went to the outbox: publish it now
         self.on_work = on_work  # a session is due now and nobody took it: wake the reconciler
+        # Publishes commands at once, after the commit that wrote them (None: the publisher
+        # sends them, woken by ``on_command``).
+        self.send = send
         # Take sessions made due by an input and work them at once, at most ``concurrency``
         # at a time (then the reconciler's pass gets them). Off: inputs only make work due.
         self.inline_work = inline_work
         self.concurrency = concurrency
         self._working: set[asyncio.Task[Decision]] = set()
+        # The state each session was last seen in here: a webhook that can change nothing in it
+        # costs no transaction (most of them: CREATED, CAPTURED, CANCELLED).
+        self._known: OrderedDict[str, VendState] = OrderedDict()
 
     async def apply(self, vend_id: str, event: Input, *, work: bool = False) -> Decision | None:
         """``event`` applied to the session in its own transaction (None: no such session).
@@ -168,16 +184,26 @@ class VendService:
         """
         async with transaction(self.sessions) as db:
             decision = await self.apply_in(db, vend_id, event, work=work)
-        self.committed(decision)
+        self.committed(decision, db)
         return decision
 
     async def apply_in(
-        self, db: AsyncSession, vend_id: str, event: Input, *, work: bool = False
+        self,
+        db: AsyncSession,
+        vend_id: str,
+        event: Input,
+        *,
+        work: bool = False,
+        machine_id: str | None = None,
     ) -> Decision | None:
         """The same inside the caller's transaction (an MQTT event and its dedup row); the
-        caller calls ``committed`` with the decision once that transaction committed."""
+        caller calls ``committed`` with the decision once that transaction committed.
+
+        ``machine_id``: the machine the event came from; a session of another one is not
+        touched (None, as for no session at all).
+        """
         snapshot = await read_snapshot(db, vend_id)
-        if snapshot is None:
+        if snapshot is None or machine_id not in (None, snapshot.machine_id):
             return None
         now = self.clock.now()
         decision = decide(snapshot, event, now, self.timing)
@@ -190,19 +216,40 @@ class VendService:
         await self._write(db, snapshot, decision, now)
         return decision
 
-    def committed(self, decision: Decision | None) -> None:
-        """After the transaction that wrote ``decision``: its commands go out, and a session it
+    async def hint(self, vend_id: str, hint: PaymentHinted) -> bool:
+        """A webhook's hint, applied unless this replica knows it can change nothing (states
+        only move forward). A read it makes due is made at once. False: no such session."""
+        known = self._known.get(vend_id)
+        if known is not None and not hint_can_matter(known, hint.name):
+            return True
+        return await self.apply(vend_id, hint, work=True) is not None
+
+    def _remember(self, s: Snapshot) -> None:
+        self._known[s.id] = s.state
+        self._known.move_to_end(s.id)
+        if len(self._known) > KNOWN_SESSIONS:
+            self._known.popitem(last=False)
+
+    def committed(self, decision: Decision | None, db: AsyncSession) -> None:
+        """After ``db``'s transaction wrote ``decision``: its commands go out, and a session it
         took is worked now (the reconciler only picks up what nobody took)."""
+        self._send_written(db)
         if decision is None:
             return
-        if _sends_commands(decision):
-            self.on_command()
+        self._remember(decision.snapshot)
+        if any(isinstance(e, ResendCommand) for e in decision.effects):
+            self.on_command()  # a re-armed row: the publisher sends it
         if decision.taken and decision.calls():
             task = asyncio.create_task(self.work_on(decision))
             self._working.add(task)
             task.add_done_callback(self._working.discard)
         elif not decision.taken and claimable(decision.snapshot, self.clock.now()):
             self.on_work()  # due now, and not taken here (no room, or someone holds it)
+
+    def _send_written(self, db: AsyncSession) -> None:
+        written = db.info.pop(_WRITTEN, None)
+        if written and self.send is not None:
+            self.send(written)
 
     def _has_room(self) -> bool:
         return self.inline_work and len(self._working) < self.concurrency
@@ -238,8 +285,7 @@ class VendService:
     async def _advance(self, vend_id: str, result: Input | None) -> Decision | None:
         async with transaction(self.sessions) as db:
             decision = await self.advance_in(db, vend_id, result)
-        if decision is not None and _sends_commands(decision):
-            self.on_command()
+        self.committed(decision, db)
         return decision
 
     async def work_on(self, decision: Decision, *, scan: bool = False) -> Decision:
@@ -247,6 +293,7 @@ class VendService:
         decision releases it. On a failure the lease stays: the session is looked at again
         when it runs out, as after a crash."""
         vend_id = decision.snapshot.id
+        self._remember(decision.snapshot)
         while calls := decision.calls():
             result = await self.executor.execute(decision.snapshot, calls[0], scan=scan)
             captured = calls[0].operation is VippsOp.CAPTURE and isinstance(result, StepDone)
@@ -277,14 +324,16 @@ class VendService:
         if isinstance(effect, Alert):
             raise_alert(db, effect.kind, now, effect.detail, machine_id=s.machine_id, vend_id=s.id)
         elif isinstance(effect, SendCommand):
-            enqueue(db, self.tree, s.machine_id, _command(s, effect, now), now)
+            command = _command(s, effect, now)
+            if self.send is None:
+                enqueue(db, self.tree, s.machine_id, command, now)
+                self.on_command()  # the publisher sends it (early: it looks after the commit)
+            else:
+                row = enqueue(db, self.tree, s.machine_id, command, now, sent_at=now)
+                db.info.setdefault(_WRITTEN, []).append(Outgoing(row.id, row.topic, row.payload))
         elif isinstance(effect, Note):
             log.log(_LEVELS[effect.level], "%s", effect.text)
         # LogStep: written together above. CallVipps: carried out after the commit (work_on).
-
-
-def _sends_commands(decision: Decision) -> bool:
-    return any(isinstance(e, SendCommand | ResendCommand) for e in decision.effects)
 
 
 def _command(s: Snapshot, effect: SendCommand, now: datetime) -> Command:
