@@ -47,8 +47,9 @@ OnConnect = Callable[[], None]
 # Messages are handled in lanes: one machine's always in the same lane, in order, and a slow
 # one (a transaction waiting on a lock) holds up only the machines that share its lane. A full
 # lane stops the reading, so the broker queues for us instead of our memory growing.
-LANES = 16
-LANE_BACKLOG = 64
+LANES = 64
+LANE_BACKLOG = 256
+MAX_INFLIGHT = 1000
 
 
 class NotConnected(ConnectionError):
@@ -108,6 +109,9 @@ class MqttLink:
             will=will,
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             timeout=10,
+            # paho lets 20 QoS 1 publishes wait for their PUBACK by default; the cloud acks
+            # every event of every machine over this one connection, so more must be in flight.
+            max_inflight_messages=MAX_INFLIGHT,
         )
 
     async def run(self, handler: MessageHandler) -> None:
