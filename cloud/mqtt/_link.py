@@ -52,6 +52,22 @@ LANE_BACKLOG = 256
 MAX_INFLIGHT = 1000
 
 
+def _waiting(client: aiomqtt.Client) -> list[aiomqtt.Message]:
+    """The messages aiomqtt has already read and queued.
+
+    Its ``messages`` iterator hands out one message per pass of the event loop (a task per
+    message); a busy loop then reads a few hundred a second, and at 200 machines the pongs
+    waited over the scan's 1.5 s behind events in that queue (``benchmarks/bench_cloud.py``).
+    aiomqtt 2.x keeps the queue as ``Client._queue`` and has no public way to drain it; if a
+    later version moves it, this drains nothing and the iterator's pace is what we get.
+    """
+    queue = getattr(client, "_queue", None)
+    found: list[aiomqtt.Message] = []
+    while isinstance(queue, asyncio.Queue) and not queue.empty():
+        found.append(queue.get_nowait())
+    return found
+
+
 class NotConnected(ConnectionError):
     """A publish was asked for while the link is down; the caller retries later."""
 
@@ -157,11 +173,12 @@ class MqttLink:
         lanes = [asyncio.Queue[aiomqtt.Message](LANE_BACKLOG) for _ in range(self.lanes)]
         workers = [asyncio.create_task(self._work(lane, handler)) for lane in lanes]
         try:
-            async for message in client.messages:
-                if self.express is not None and self.express.matches(message.topic.value):
-                    self._soon(self._handle(message, handler))
-                else:
-                    await lanes[self._lane_of(message)].put(message)
+            async for first in client.messages:
+                for message in (first, *_waiting(client)):
+                    if self.express is not None and self.express.matches(message.topic.value):
+                        self._soon(self._handle(message, handler))
+                    else:
+                        await lanes[self._lane_of(message)].put(message)
         finally:
             # Messages still queued are dropped with the connection: the edge re-sends every
             # event the cloud has not acked, and statuses are retained.
