@@ -84,10 +84,6 @@ PARTS = ("app", "sim", "broker", "db", "harness")  # whose CPU is read
 # Commits per purchase the floor makes when the cloud's cannot be counted (SQLite): what this
 # benchmark counted for the cloud on PostgreSQL (README, "Measured figures").
 DEFAULT_FLOOR_COMMITS = 41
-# Machines connecting together before a throughput phase (not a storm). On amqtt one at a time:
-# a client subscribing while another connects can kill that one's session (README, "Measured
-# figures").
-CONNECT_AT_ONCE = {"mosquitto": 25, "embedded": 1}
 SETUP_LIMIT = 120.0
 
 
@@ -339,7 +335,7 @@ async def run_phase(plan: Plan, app: str, replicas: int) -> Result:
     name = app if app == "floor" else f"cloud x{replicas}" if replicas > 1 else "cloud"
     wall = time.monotonic()
     async with stack(plan, app, replicas, plan.machines) as s:
-        s.fleet.start(at_once=CONNECT_AT_ONCE[plan.tier])
+        s.fleet.start()
         setup_s = await until_ready(s, plan.machines)
         setup_failures = s.fleet.stats.connect_failures
         s.fleet.stats.reset()
@@ -596,7 +592,7 @@ async def run_storm(plan: Plan, app: str) -> Storm:
         fleet = s.fleet
         before = s.mark()
         start = time.monotonic()
-        fleet.start(at_once=None)
+        fleet.start()
         marks: dict[str, float | None] = {"connected": None, "online": None, "hello": None}
         online = 0
         while time.monotonic() - start < limit and None in marks.values():

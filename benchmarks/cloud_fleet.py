@@ -237,14 +237,12 @@ class Machine:
             timeout=30,
         )
 
-    async def run(self, gate: asyncio.Semaphore | None = None) -> None:
+    async def run(self) -> None:
         failures = 0
         while True:
             try:
-                async with contextlib.AsyncExitStack() as stack:
-                    async with gate or contextlib.nullcontext():
-                        client = await stack.enter_async_context(self._new_client())
-                        await self._on_connect(client)
+                async with self._new_client() as client:
+                    await self._on_connect(client)
                     failures = 0
                     await self._listen(client)
             except aiomqtt.MqttError:
@@ -420,11 +418,10 @@ class Fleet:
         self.machines = {machine_id: Machine(machine_id, broker, self.stats) for machine_id in ids}
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self, at_once: int | None) -> None:
-        """Connect every machine, ``at_once`` at a time (None: all together, a storm)."""
-        gate = None if at_once is None else asyncio.Semaphore(at_once)
+    def start(self) -> None:
+        """Connect every machine, all together (on amqtt too: vendgate/_amqtt_fixes.py)."""
         for machine in self.machines.values():
-            self._tasks.append(asyncio.create_task(machine.run(gate)))
+            self._tasks.append(asyncio.create_task(machine.run()))
         self._tasks.append(asyncio.create_task(self._timers()))
 
     def connected(self) -> int:

@@ -17,6 +17,9 @@ sends a client those matching *any* client's subscriptions (``Broker._handle_cli
 loops over ``self._subscriptions``), so a machine would get another's retained status. The
 subclass sends a client only the retained messages of its own subscriptions that it may
 receive, as Mosquitto does.
+
+amqtt 0.12 also walks its live subscriptions while it awaits, which a connect storm breaks; the
+subclass makes them walk snapshots (``vendgate/_amqtt_fixes.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from amqtt.mqtt.connect import ConnectPacket
 from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import Session
 
+from vendgate._amqtt_fixes import snapshot_subscriptions
 from vendgate.broker import Authenticate, LoginsUnavailable, claims_another_identity
 from vendgate.cloud.broker import Access, machine_grants, permits
 from vendgate.protocol.mqtt import ContractError
@@ -84,6 +88,7 @@ class IdentityCheckingBroker(Broker):  # type: ignore[misc]  # amqtt ships no ty
     def __init__(self, config: dict[str, Any], authenticate: Authenticate | None = None) -> None:
         super().__init__(config)
         self._check_login = authenticate
+        snapshot_subscriptions(self)  # many clients connecting at once
 
     async def stream_connected(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
