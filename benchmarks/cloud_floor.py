@@ -44,6 +44,7 @@ from litestar.response import Redirect
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from vendgate import _loop
 from vendgate.cloud.app import cloud_filters
 from vendgate.cloud.settings import CloudSettings
 from vendgate.cloud.vipps import (
@@ -400,7 +401,8 @@ def main() -> int:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
-    return asyncio.run(serve(sock, Floor(CloudSettings.from_env(), args.commits)))
+    # The cloud's own loop (uvloop where installed): the same stack.
+    return _loop.run(serve(sock, Floor(CloudSettings.from_env(), args.commits)))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from vendgate.cloud.db import (
     session_factory,
     upgrade_to_head,
 )
-from vendgate.cloud.machines import Pings
+from vendgate.cloud.machines import Heartbeats, Pings
 from vendgate.cloud.vends import VendService, VippsExecutor
 from vendgate.cloud.vipps import RetryPolicy, VippsClient
 from vendgate.protocol import Clock, SystemClock
@@ -186,7 +186,15 @@ def build_parts(
         purchases,
         clock=clock,
     )
-    handler = MessageHandler(sessions, vends, pings, tree, clock=clock, on_command=outbox.set)
+    handler = MessageHandler(
+        sessions,
+        vends,
+        pings,
+        tree,
+        clock=clock,
+        on_command=outbox.set,
+        heartbeats=Heartbeats(timing.heartbeat_window / 8),
+    )
     reconciler = Reconciler(
         vends,
         sessions,

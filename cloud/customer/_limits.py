@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from vendgate.cloud.db import Machine
 from vendgate.cloud.errors import NotFound, RateLimited
+from vendgate.cloud.machines import Offer
 from vendgate.cloud.ratelimit import Rate, TokenBuckets
 from vendgate.cloud.settings import RateLimitSettings
 
@@ -43,7 +43,7 @@ class CustomerLimits:
             status=buckets(settings.status_burst, settings.status_per_minute),
         )
 
-    def admit_scan(self, machine: Machine, now: datetime) -> None:
+    def admit_scan(self, machine: Offer, now: datetime) -> None:
         """Count a scan of a known machine (unknown ids never reach here: no state for them)."""
         if self.scans is not None:
             verdict = self.scans.take(machine.id, self._seconds(now))

@@ -12,20 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vendgate.cloud.db import (
-    Machine,
-    ProcessedMessage,
-    SessionFactory,
-    VendSession,
-    transaction,
-)
+from vendgate.cloud.db import ProcessedMessage, SessionFactory, VendSession, transaction
 from vendgate.cloud.errors import (
     MachineUnavailable,
     NotFound,
     PaymentStartFailed,
     Unavailability,
 )
-from vendgate.cloud.machines import Pings, get_machine, has_open_vend, slots_of, unavailability
+from vendgate.cloud.machines import Offer, Pings, get_machine, offer_of, slots_of, unavailability
 from vendgate.cloud.settings import TimingSettings
 from vendgate.cloud.vends import Decision, VendService, VendState, lines_of, open_vend
 from vendgate.protocol import Clock, Money
@@ -59,7 +53,7 @@ class Purchases:
         *,
         customer_token: str | None = None,
         dedup_key: str | None = None,
-        admit: Callable[[Machine], None] | None = None,
+        admit: Callable[[Offer], None] | None = None,
     ) -> Started:
         """Open a session and create its payment, or refuse (offline, busy, disabled, silent).
 
@@ -80,11 +74,10 @@ class Purchases:
             raise PaymentStartFailed("Vipps did not take the payment; please try again shortly")
         return Started(vend.id, vend.redirect_url)
 
-    async def _check(self, machine_id: str, admit: Callable[[Machine], None] | None) -> str:
+    async def _check(self, machine_id: str, admit: Callable[[Offer], None] | None) -> str:
         """Refuse what the database already knows (read only); the machine's name otherwise."""
         async with transaction(self.sessions) as db:
-            machine, _ = await self._available(db, machine_id, admit)
-            return machine.name
+            return (await self._available(db, machine_id, admit)).name
 
     async def _ask(self, machine_id: str, name: str) -> None:
         """Refuse unless the machine answers the ping now, able to vend."""
@@ -108,39 +101,40 @@ class Purchases:
         self,
         db: AsyncSession,
         machine_id: str,
-        admit: Callable[[Machine], None] | None = None,
-    ) -> tuple[Machine, int]:
-        """The machine and its highest price, or ``MachineUnavailable`` (offline, busy...)."""
-        machine = await get_machine(db, machine_id)
+        admit: Callable[[Offer], None] | None = None,
+    ) -> Offer:
+        """The machine and what it sells, or ``MachineUnavailable`` (offline, busy...)."""
+        offer = await offer_of(db, machine_id)
         if admit is not None:
-            admit(machine)
-        max_price = await _highest_price(db, machine)
-        busy = await has_open_vend(db, machine.id)
+            admit(offer)
+        if offer.max_price is None:
+            raise MachineUnavailable(offer.name, Unavailability.DISABLED)
         now = self.clock.now()
-        reason = unavailability(machine, now, self.timing.heartbeat_window, busy)
+        reason = unavailability(offer, now, self.timing.heartbeat_window, offer.busy)
         if reason is not None:
-            raise MachineUnavailable(machine.name, reason)
-        return machine, max_price
+            raise MachineUnavailable(offer.name, reason)
+        return offer
 
     async def _open(
         self,
         machine_id: str,
         token: str | None,
         dedup_key: str | None,
-        admit: Callable[[Machine], None] | None,
+        admit: Callable[[Offer], None] | None,
     ) -> Decision:
         """Open the session and decide its first step (create the payment) in one transaction."""
         now = self.clock.now()
         async with transaction(self.sessions) as db:
             # Again: the machine may have become busy or offline while it was pinged.
-            machine, max_price = await self._available(db, machine_id, admit)
+            offer = await self._available(db, machine_id, admit)
             if dedup_key is not None:
                 db.add(ProcessedMessage(key=dedup_key, received_at=now))
             try:
-                vend = await open_vend(
+                vend_id = await open_vend(
                     db,
-                    machine,
-                    max_price,
+                    offer.id,
+                    offer.currency,
+                    offer.on_sale,
                     now,
                     self.timing,
                     mode="redirect" if token is None else "callback",
@@ -148,17 +142,10 @@ class Purchases:
                 )
             except IntegrityError as exc:
                 # Another request opened a session at this machine a moment ago.
-                raise MachineUnavailable(machine.name, Unavailability.BUSY) from exc
-            decision = await self.vends.advance_in(db, vend.id)
+                raise MachineUnavailable(offer.name, Unavailability.BUSY) from exc
+            decision = await self.vends.advance_in(db, vend_id)
         assert decision is not None  # just written, in this transaction
         return decision
-
-
-async def _highest_price(db: AsyncSession, machine: Machine) -> int:
-    prices = [slot.price for slot in await slots_of(db, machine.id) if slot.enabled]
-    if not prices:
-        raise MachineUnavailable(machine.name, Unavailability.DISABLED)
-    return max(prices)
 
 
 # -- the status page -------------------------------------------------------------------------

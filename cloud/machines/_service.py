@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import and_, bindparam, exists, update
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -39,6 +40,74 @@ STOCK_RANGE = range(0, 2**31)
 VERSIONS_MAX = 2000  # the machines.versions column
 
 _MACHINES = Machine.metadata.tables["machines"]
+_SLOTS = Slot.metadata.tables["slots"]
+_VENDS = VendSession.metadata.tables["vend_sessions"]
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What a scan needs of a machine, read in one statement: can it sell now, and what.
+
+    ``on_sale``: the enabled slots as ``(item, name, price, vat_rate)``, by item.
+    """
+
+    id: str
+    name: str
+    currency: str
+    disabled: bool
+    online: bool
+    last_seen_at: datetime | None
+    busy: bool  # a session is open there
+    on_sale: tuple[tuple[int, str, int, int], ...]
+
+    @property
+    def max_price(self) -> int | None:
+        return max((price for _, _, price, _ in self.on_sale), default=None)
+
+
+_OFFER = (
+    core_select(
+        _MACHINES.c.id,
+        _MACHINES.c.name,
+        _MACHINES.c.currency,
+        _MACHINES.c.disabled,
+        _MACHINES.c.online,
+        _MACHINES.c.last_seen_at,
+        exists()
+        .where(_VENDS.c.machine_id == _MACHINES.c.id, _VENDS.c.is_open.is_(True))
+        .label("busy"),
+        _SLOTS.c.item,
+        _SLOTS.c.name.label("slot_name"),
+        _SLOTS.c.price,
+        _SLOTS.c.vat_rate,
+    )
+    .select_from(
+        _MACHINES.outerjoin(
+            _SLOTS, and_(_SLOTS.c.machine_id == _MACHINES.c.id, _SLOTS.c.enabled.is_(True))
+        )
+    )
+    .where(_MACHINES.c.id == bindparam("machine_id"))
+    .order_by(_SLOTS.c.item)
+)
+
+
+async def offer_of(db: AsyncSession, machine_id: str) -> Offer:
+    """The machine as a scan sees it (``NotFound`` if there is none), in one round trip."""
+    rows = (await (await db.connection()).execute(_OFFER, {"machine_id": machine_id})).all()
+    if not rows:
+        raise NotFound(f"no machine {machine_id!r}")
+    first = rows[0]
+    on_sale = tuple((r.item, r.slot_name, r.price, r.vat_rate) for r in rows if r.item is not None)
+    return Offer(
+        id=first.id,
+        name=first.name,
+        currency=first.currency,
+        disabled=bool(first.disabled),
+        online=bool(first.online),
+        last_seen_at=first.last_seen_at,
+        busy=bool(first.busy),
+        on_sale=on_sale,
+    )
 
 
 @dataclass(frozen=True)
@@ -89,7 +158,7 @@ def validate_planogram(slots: Sequence[SlotSpec]) -> None:
 
 
 def unavailability(
-    machine: Machine, now: datetime, heartbeat_window: float, busy: bool
+    machine: Machine | Offer, now: datetime, heartbeat_window: float, busy: bool
 ) -> Unavailability | None:
     """Why a purchase cannot start at ``machine`` now, or None if it can."""
     if machine.disabled:
@@ -238,6 +307,30 @@ async def seen(db: AsyncSession, machine_id: str, now: datetime) -> None:
         .values(last_seen_at=now)
     )
     await (await db.connection()).execute(query)
+
+
+class Heartbeats:
+    """``seen`` at most once per ``every`` seconds per machine from this process.
+
+    The heartbeat window is minutes long and a purchase's events come seconds apart: writing
+    ``last_seen_at`` for each of them was one statement in five of an event's transaction.
+    A write that rolled back leaves it up to ``every`` seconds older, well inside the window.
+    """
+
+    LIMIT = 100_000  # machines remembered; past that, forget them all (each writes again)
+
+    def __init__(self, every: float) -> None:
+        self.every = timedelta(seconds=every)
+        self._written: dict[str, datetime] = {}
+
+    async def seen(self, db: AsyncSession, machine_id: str, now: datetime) -> None:
+        last = self._written.get(machine_id)
+        if last is not None and now - last < self.every:
+            return
+        await seen(db, machine_id, now)
+        if len(self._written) >= self.LIMIT:
+            self._written.clear()
+        self._written[machine_id] = now
 
 
 def record_telemetry(machine: Machine, telemetry: Telemetry, now: datetime) -> None:

@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 import aiomqtt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud.db import Machine, SessionFactory, first_time, transaction
-from vendgate.cloud.machines import Pings, record_status, record_telemetry, seen, send_planogram
+from vendgate.cloud.machines import (
+    Heartbeats,
+    Pings,
+    record_status,
+    record_telemetry,
+    send_planogram,
+)
 from vendgate.cloud.vends import (
     Decision,
     EdgeDispensed,
@@ -78,6 +84,8 @@ class MessageHandler:
     _: KW_ONLY
     clock: Clock
     on_command: Callable[[], None]
+    # A vend event is a heartbeat too, written at most this often (0: every event).
+    heartbeats: Heartbeats = field(default_factory=lambda: Heartbeats(0))
 
     async def __call__(self, message: aiomqtt.Message) -> list[Reply]:
         topic = str(message.topic)
@@ -197,7 +205,7 @@ class MessageHandler:
                 # Every connect: the edge prices vends by the planogram it holds.
                 await send_planogram(db, self.tree, machine, now)
             return None
-        await seen(db, machine_id, now)
+        await self.heartbeats.seen(db, machine_id, now)
         fact = vend_input(event)
         if fact is None:
             return None

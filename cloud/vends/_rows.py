@@ -1,9 +1,10 @@
 """A session's rows as the core's ``Snapshot``, and the decided snapshot back into them.
 
 The hot path of the cloud: every input reads a session and writes its decision. It is
-written in SQLAlchemy Core, not the ORM: one locked ``SELECT`` of the session, its payment and
-its machine's price rules, the lines and alerts only in the states that can have them, and an
-``UPDATE`` of just the columns the decision changed. The ORM's identity map and unit of work
+written in SQLAlchemy Core, not the ORM: one locked ``SELECT`` of the session, its payment, its
+machine's price rules, its lines and its price alerts (those two folded into strings by
+subqueries: one round trip, not three), and an ``UPDATE`` of just the columns the decision
+changed; a new line is appended, never the list rewritten. The ORM's identity map and unit of work
 cost several times the query itself here (measured with py-spy under
 ``benchmarks/bench_cloud.py``: about half of the cloud's CPU before this module).
 """
@@ -17,7 +18,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import String, bindparam, case, cast, delete, func, insert, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud.alerts import AlertKind
@@ -75,8 +76,30 @@ PAYMENT_FIELDS = {
     "payment_updated_at": "updated_at",
 }
 _PAYMENT_TIMES = frozenset({"next_poll_at", "payment_updated_at"})
-# Before the machine starts, a session has no lines (nor price alerts about them).
-_NO_LINES_YET = frozenset({VendState.CREATING, VendState.AWAITING_APPROVAL, VendState.AUTHORIZED})
+# Lines and price alerts come back folded into one string each (string_agg on PostgreSQL,
+# group_concat on SQLite): rows apart by _ROWS, fields by _FIELDS, in no order (each carries
+# its position or id).
+_ROWS, _FIELDS = "\x1e", "\x1f"
+_LINE_TEXT = (
+    cast(_LINES.c.position, String)
+    + _FIELDS
+    + cast(_LINES.c.item, String)
+    + _FIELDS
+    + cast(_LINES.c.price, String)
+    + _FIELDS
+    + case((_LINES.c.success, "1"), else_="0")
+)
+_LINES_OF = (
+    select(func.aggregate_strings(_LINE_TEXT, _ROWS))
+    .where(_LINES.c.vend_id == _VEND.c.id)
+    .scalar_subquery()
+)
+_MISMATCHES_OF = (
+    select(func.aggregate_strings(cast(_ALERTS.c.id, String) + _FIELDS + _ALERTS.c.detail, _ROWS))
+    .where(_ALERTS.c.vend_id == _VEND.c.id)
+    .where(_ALERTS.c.kind == str(AlertKind.PRICE_MISMATCH))
+    .scalar_subquery()
+)
 
 # Payment columns are labelled: several share a name with the session's (state, updated_at).
 _READ = (
@@ -87,6 +110,8 @@ _READ = (
         _PAYMENT.c.customer_token.label("p_customer_token"),
         _MACHINE.c.price_mode.label("m_price_mode"),
         _MACHINE.c.vat_rate.label("m_vat_rate"),
+        _LINES_OF.label("x_lines"),
+        _MISMATCHES_OF.label("x_mismatches"),
     )
     .select_from(_VEND.join(_PAYMENT, _PAYMENT.c.vend_id == _VEND.c.id))
     .outerjoin(_MACHINE, _MACHINE.c.id == _VEND.c.machine_id)
@@ -95,17 +120,6 @@ _READ = (
     # event and the reconciler) are decided one after the other, never from one old snapshot.
     # SQLite serializes writing transactions anyway (BEGIN IMMEDIATE).
     .with_for_update(of=_VEND)
-)
-_READ_LINES = (
-    select(_LINES.c.item, _LINES.c.price, _LINES.c.success)
-    .where(_LINES.c.vend_id == bindparam("vend_id"))
-    .order_by(_LINES.c.position)
-)
-_READ_MISMATCHES = (
-    select(_ALERTS.c.detail)
-    .where(_ALERTS.c.vend_id == bindparam("vend_id"))
-    .where(_ALERTS.c.kind == str(AlertKind.PRICE_MISMATCH))
-    .order_by(_ALERTS.c.id)
 )
 _READ_SLOTS = select(_SLOTS.c.item, _SLOTS.c.name, _SLOTS.c.price, _SLOTS.c.vat_rate).where(
     _SLOTS.c.machine_id == bindparam("machine_id")
@@ -148,15 +162,25 @@ async def read_snapshot(db: AsyncSession, vend_id: str) -> Snapshot | None:
     else:  # a session opened before snapshots were kept
         slots = await connection.execute(_READ_SLOTS, {"machine_id": row.machine_id})
         planogram = _from_slots([tuple(slot) for slot in slots])
-    lines: tuple[Line, ...] = ()
-    alerted: tuple[str, ...] = ()
-    if state not in _NO_LINES_YET:
-        found = await connection.execute(_READ_LINES, {"vend_id": vend_id})
-        lines = tuple(Line(r.item, Money(r.price, row.currency), r.success) for r in found)
-        if lines:
-            details = await connection.execute(_READ_MISMATCHES, {"vend_id": vend_id})
-            alerted = tuple(detail for (detail,) in details)
+    lines = _lines(row.x_lines, row.currency)
+    alerted = tuple(detail for _, detail in sorted(_rows(row.x_mismatches)))
     return _snapshot(row, state, planogram, lines, alerted)
+
+
+def _rows(folded: str | None) -> list[tuple[int, str]]:
+    """A folded column back into (position or id, the rest) pairs."""
+    if not folded:
+        return []
+    pairs = (part.split(_FIELDS, 1) for part in folded.split(_ROWS))
+    return [(int(first), rest) for first, rest in pairs]
+
+
+def _lines(folded: str | None, currency: str) -> tuple[Line, ...]:
+    lines = []
+    for _, rest in sorted(_rows(folded)):
+        item, price, success = rest.split(_FIELDS)
+        lines.append(Line(int(item), Money(int(price), currency), success == "1"))
+    return tuple(lines)
 
 
 def _snapshot(
@@ -194,27 +218,80 @@ def _snapshot(
     )
 
 
-async def write_snapshot(db: AsyncSession, before: Snapshot, after: Snapshot) -> None:
-    """Write what the decision changed: only the changed columns, nothing when nothing did."""
-    if after == before:
+async def insert_opened(
+    db: AsyncSession, session: Mapping[str, Any], payment: Mapping[str, Any], step: Any
+) -> None:
+    """A new session's three rows (session, payment, first step), as one statement on
+    PostgreSQL (foreign keys are checked at its end)."""
+    await _execute(
+        await db.connection(),
+        [
+            insert(_VEND).values(session),
+            insert(_PAYMENT).values(payment),
+            insert(_STEPS).values(step),
+        ],
+    )
+
+
+async def _execute(connection: Any, writes: Sequence[Any]) -> None:
+    """``writes`` in one round trip on PostgreSQL: the others joined as data-modifying CTEs of
+    the last (they touch different rows, so their order does not matter); one each on SQLite."""
+    if connection.dialect.name != "postgresql":
+        for write in writes:
+            await connection.execute(write)
         return
+    *joined, last = writes
+    for number, write in enumerate(joined):
+        last = last.add_cte(write.cte(f"w{number}"))
+    await connection.execute(last)
+
+
+async def write_decision(
+    db: AsyncSession,
+    before: Snapshot,
+    after: Snapshot,
+    at: datetime,
+    steps: Sequence[tuple[str, str]],
+) -> None:
+    """Write what the decision changed (only the changed columns) and its log lines.
+
+    On PostgreSQL that is one statement (``_execute``): one round trip where there were up to
+    four (session, payment, lines, steps).
+    """
     connection = await db.connection()
+    writes = await _changes(connection, before, after)
+    if steps:
+        rows = [{"vend_id": after.id, "at": at, "step": step, "detail": d} for step, d in steps]
+        writes.append(insert(_STEPS).values(rows))
+    if writes:
+        await _execute(connection, writes)
+
+
+async def _changes(connection: Any, before: Snapshot, after: Snapshot) -> list[Any]:
+    """The statements that write ``after`` over ``before`` (none when nothing changed)."""
+    if after == before:
+        return []
+    writes: list[Any] = []
     vend = {n: getattr(after, n) for n in VEND_FIELDS if getattr(after, n) != getattr(before, n)}
     if after.state != before.state:
         vend["state"], vend["is_open"] = str(after.state), is_open(after.state)
     if vend:
-        await connection.execute(update(_VEND).where(_VEND.c.id == after.id).values(vend))
+        writes.append(update(_VEND).where(_VEND.c.id == after.id).values(vend))
     payment = {
         column: getattr(after, name)
         for name, column in PAYMENT_FIELDS.items()
         if getattr(after, name) != getattr(before, name)
     }
     if payment:
-        query = update(_PAYMENT).where(_PAYMENT.c.vend_id == after.id).values(payment)
-        await connection.execute(query)
+        writes.append(update(_PAYMENT).where(_PAYMENT.c.vend_id == after.id).values(payment))
     if after.lines != before.lines:
-        await connection.execute(delete(_LINES).where(_LINES.c.vend_id == after.id))
-        rows = [
+        start = len(before.lines)
+        if after.lines[:start] != before.lines:
+            # The `ended` list correcting what `dispensed` said: rewrite (rare; on its own,
+            # so the new lines never meet the old ones in one statement).
+            await connection.execute(delete(_LINES).where(_LINES.c.vend_id == after.id))
+            start = 0
+        new = [
             {
                 "vend_id": after.id,
                 "position": position,
@@ -222,19 +299,11 @@ async def write_snapshot(db: AsyncSession, before: Snapshot, after: Snapshot) ->
                 "price": line.price.value,
                 "success": line.success,
             }
-            for position, line in enumerate(after.lines)
+            for position, line in enumerate(after.lines[start:], start)
         ]
-        await connection.execute(insert(_LINES), rows)
+        if new:
+            writes.append(insert(_LINES).values(new))
+    return writes
 
 
-async def write_steps(
-    db: AsyncSession, vend_id: str, at: datetime, steps: Sequence[tuple[str, str]]
-) -> None:
-    """The session's log lines of one decision, in one statement."""
-    if not steps:
-        return
-    rows = [{"vend_id": vend_id, "at": at, "step": step, "detail": d} for step, d in steps]
-    await (await db.connection()).execute(insert(_STEPS), rows)
-
-
-__all__ = ["PAYMENT_FIELDS", "VEND_FIELDS", "read_snapshot", "write_snapshot", "write_steps"]
+__all__ = ["PAYMENT_FIELDS", "VEND_FIELDS", "insert_opened", "read_snapshot", "write_decision"]

@@ -17,7 +17,7 @@ import logging
 import secrets
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from sqlmodel import col, select
@@ -25,13 +25,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vendgate.cloud.alerts import raise_alert
 from vendgate.cloud.db import (
-    Machine,
-    Payment,
     SessionFactory,
-    Slot,
     VendLine,
     VendSession,
-    VendStep,
     transaction,
 )
 from vendgate.cloud.faults import AFTER_CAPTURE, AFTER_VIPPS_CALL_BEFORE_COMMIT, Faults, no_faults
@@ -61,7 +57,7 @@ from ._core import (
     hint_can_matter,
 )
 from ._executor import VippsExecutor
-from ._rows import read_snapshot, write_snapshot, write_steps
+from ._rows import insert_opened, read_snapshot, write_decision
 from ._settlement import Line
 from ._states import VendState
 
@@ -83,52 +79,61 @@ def new_vend_id() -> str:
 
 async def open_vend(
     db: AsyncSession,
-    machine: Machine,
-    max_price: int,
+    machine_id: str,
+    currency: str,
+    on_sale: Sequence[tuple[int, str, int, int]],
     now: datetime,
     timing: TimingSettings,
     *,
     mode: str = "redirect",
     customer_token: str | None = None,
-) -> VendSession:
-    """A new session in `creating`, claimed by the caller (it creates the payment next).
+) -> str:
+    """A new session in `creating`, claimed by the caller (it creates the payment next); its id.
 
-    The flush raises IntegrityError if the machine already has an open session.
+    ``on_sale``: the machine's enabled slots, ``(item, name, price, vat_rate)``; the session
+    reserves the highest price and keeps them as its planogram. Raises IntegrityError if the
+    machine already has an open session (the database's partial unique index).
     """
-    on_sale = (await db.exec(select(Slot).where(Slot.machine_id == machine.id))).all()
-    vend = VendSession(
-        id=new_vend_id(),
-        machine_id=machine.id,
-        planogram=planogram_snapshot(s for s in on_sale if s.enabled),
-        state=VendState.CREATING,
-        mode=mode,
-        status_token=secrets.token_urlsafe(24),
-        currency=machine.currency,
-        max_amount=max_price,
-        created_at=now,
-        updated_at=now,
-        due_at=now,
-        lease_until=now + timedelta(seconds=timing.work_lease),
-    )
-    db.add(vend)
-    await db.flush()
-    payment = Payment(
-        reference=vend.id,
-        vend_id=vend.id,
-        amount=max_price,
-        currency=machine.currency,
-        customer_token=customer_token,
-        updated_at=now,
-    )
-    db.add(payment)
-    detail = f"{mode}, max {Money(max_price, machine.currency)}"
-    db.add(VendStep(vend_id=vend.id, at=now, step="opened", detail=detail))
-    return vend
-
-
-def planogram_snapshot(slots: Iterable[Slot]) -> str:
-    """The planogram a session was opened with (JSON), so a later price change never reaches it."""
-    return json.dumps([[s.item, s.name, s.price, s.vat_rate] for s in slots])
+    max_price = max(price for _, _, price, _ in on_sale)
+    vend_id = new_vend_id()
+    session = {
+        "id": vend_id,
+        "machine_id": machine_id,
+        "planogram": json.dumps([list(slot) for slot in on_sale]),
+        "state": str(VendState.CREATING),
+        "is_open": True,
+        "mode": mode,
+        "status_token": secrets.token_urlsafe(24),
+        "currency": currency,
+        "max_amount": max_price,
+        "created_at": now,
+        "updated_at": now,
+        "due_at": now,
+        "lease_until": now + timedelta(seconds=timing.work_lease),
+        "authorized_amount": 0,
+        "failures": 0,
+    }
+    payment = {
+        "reference": vend_id,
+        "vend_id": vend_id,
+        "amount": max_price,
+        "currency": currency,
+        "customer_token": customer_token,
+        "state": None,
+        "authorized": 0,
+        "captured": 0,
+        "cancelled": 0,
+        "hints": 0,
+        "updated_at": now,
+    }
+    step = {
+        "vend_id": vend_id,
+        "at": now,
+        "step": "opened",
+        "detail": f"{mode}, max {Money(max_price, currency)}",
+    }
+    await insert_opened(db, session, payment, step)
+    return vend_id
 
 
 async def lines_of(db: AsyncSession, vend: VendSession) -> list[Line]:
@@ -311,14 +316,13 @@ class VendService:
         self, db: AsyncSession, before: Snapshot, decision: Decision, now: datetime
     ) -> None:
         after = decision.snapshot
-        await write_snapshot(db, before, after)
         steps = [(e.step, e.detail) for e in decision.effects if isinstance(e, LogStep)]
         for effect in decision.effects:
             if isinstance(effect, ResendCommand) and await rearm(db, effect.command_id):
                 steps.append(("command_resent", effect.command_id))
             else:
                 self._record(db, after, effect, now)
-        await write_steps(db, after.id, now, steps)
+        await write_decision(db, before, after, now, steps)
 
     def _record(self, db: AsyncSession, s: Snapshot, effect: object, now: datetime) -> None:
         if isinstance(effect, Alert):

@@ -23,6 +23,8 @@ from vendgate.cloud.db import (
     ONE_OPEN_VEND_INDEX,
     Machine,
     OutboxCommand,
+    Payment,
+    VendSession,
     create_engine,
     is_postgres,
     session_factory,
@@ -83,19 +85,29 @@ async def test_migrations_create_every_table(engine: AsyncEngine) -> None:
 async def test_the_database_allows_one_open_session_per_machine(engine: AsyncEngine) -> None:
     m1 = await machine(engine)
     sessions = session_factory(engine)
-    async with transaction(sessions) as db:
-        first = await open_vend(db, m1, 3500, NOW, FAST)
-    with pytest.raises(IntegrityError):
+    on_sale = [(1, "Cola", 3500, 0)]
+
+    async def open_one() -> str:
         async with transaction(sessions) as db:
-            await open_vend(db, m1, 3500, NOW, FAST)
+            return await open_vend(db, m1.id, m1.currency, on_sale, NOW, FAST)
+
+    first = await open_one()
+    with pytest.raises(IntegrityError):
+        await open_one()
     async with transaction(sessions) as db:
-        vend = await db.get(type(first), first.id)
+        vend = await db.get(VendSession, first)
         assert vend is not None
+        assert (vend.state, vend.max_amount) == (VendState.CREATING, 3500)
         vend.state, vend.is_open = VendState.CLOSED, False  # as a refused payment leaves it
         db.add(vend)
-    async with transaction(sessions) as db:  # closed: the machine takes a new one
-        second = await open_vend(db, m1, 3500, NOW, FAST)
-    assert second.state == VendState.CREATING
+    second = await open_one()  # closed: the machine takes a new one
+    async with transaction(sessions) as db:
+        reopened = await db.get(VendSession, second)
+        payment = await db.get(Payment, second)
+    assert reopened is not None
+    assert reopened.state == VendState.CREATING
+    assert payment is not None
+    assert (payment.amount, payment.state) == (3500, None)
 
 
 def reconciler(engine: AsyncEngine) -> Reconciler:
@@ -118,7 +130,11 @@ async def test_concurrent_claims_never_share_a_session(engine: AsyncEngine) -> N
     for index in range(1, 7):
         m = await machine(engine, f"m{index}")
         async with transaction(sessions) as db:
-            vend = await open_vend(db, m, 3500, NOW - timedelta(minutes=5), FAST)
+            vend_id = await open_vend(
+                db, m.id, m.currency, [(1, "Cola", 3500, 0)], NOW - timedelta(minutes=5), FAST
+            )
+            vend = await db.get(VendSession, vend_id)
+            assert vend is not None
             vend.lease_until = None
             db.add(vend)
     first, second = reconciler(engine), reconciler(engine)

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from vendgate import _loop
 from vendgate.cloud.faults import Faults, no_faults
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ def run_serve(args: argparse.Namespace, *, faults: Faults = no_faults) -> int:
     except OSError as exc:
         print(f"vendgate cloud: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(serve(sock, settings, faults))
+    return _loop.run(serve(sock, settings, faults))
 
 
 async def serve(sock: socket.socket, settings: Any, faults: Faults = no_faults) -> int:

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from vendgate import _loop
+
 ENV = "VENDGATE_VIPPS_"
 
 
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return asyncio.run(serve(sock, build_settings(args)))
+    return _loop.run(serve(sock, build_settings(args)))
 
 
 async def serve(sock: socket.socket, settings: Any) -> int:
