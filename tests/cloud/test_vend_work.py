@@ -8,11 +8,17 @@ import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flow_support import (
+    COLA,
     Cloud,
+    EdgeScript,
     cloud_settings,
+    eventually,
+    ledger,
+    machine_row,
     payment_event,
     post_webhook,
     running_cloud,
@@ -22,9 +28,11 @@ from flow_support import (
     wait_for_state,
     webhook_secret,
 )
+from flow_tiers import TIERS, Tier
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import event
+from sqlalchemy.engine.default import CACHE_MISS, NO_CACHE_KEY
 
 from vendgate.cloud.alerts import AlertKind, alerts_of
 from vendgate.cloud.db import transaction
@@ -191,3 +199,43 @@ async def test_an_authorized_webhook_is_checked_even_past_the_approval(
         found = await alerts_of(db, kind=AlertKind.PAYMENT_DISAGREES, vend_id=vend.id)
     assert len(found) == 1
     assert "99999900" in found[0].detail
+
+
+@pytest.mark.parametrize("tier", TIERS, indirect=True)
+async def test_a_second_purchase_compiles_no_statement(tier: Tier) -> None:
+    """Every statement of a purchase comes from SQLAlchemy's compiled cache once one purchase
+    ran: a statement that cannot be cached (a multi-row VALUES, say) is compiled on every
+    execution, which was a tenth of the cloud's CPU under benchmarks/bench_cloud.py."""
+    async with running_cloud(cloud_settings(tier.database_url, tier.mqtt)) as cloud:
+        await seed_machine(cloud.parts, "m1")
+        engine = cloud.parts.sessions.kw["bind"].sync_engine
+        compiled: list[str] = []
+
+        def executed(*args: Any) -> None:
+            context = args[4]
+            # (A driver-level string, SQLite's BEGIN IMMEDIATE, is never compiled.)
+            if context.compiled is not None and context.cache_hit in (CACHE_MISS, NO_CACHE_KEY):
+                compiled.append(f"{context.cache_hit}: {args[2]}")
+
+        async with tier.edge("m1", EdgeScript.buys(COLA.price)).online():
+            await eventually(lambda: machine_online(cloud), what="m1 online")
+            await buy(cloud, "m1")  # the first compiles what a purchase needs
+            event.listen(engine, "after_cursor_execute", executed)
+            try:
+                await buy(cloud, "m1")
+            finally:
+                event.remove(engine, "after_cursor_execute", executed)
+        no_key = [line for line in compiled if line.startswith(str(NO_CACHE_KEY))]
+        assert no_key == [], "statements that can never be cached:\n" + "\n".join(no_key)
+        assert compiled == [], "compiled again on the second purchase:\n" + "\n".join(compiled)
+
+
+async def machine_online(cloud: Cloud) -> bool:
+    return (await machine_row(cloud.parts, "m1")).online
+
+
+async def buy(cloud: Cloud, machine_id: str) -> None:
+    vend = await scan_and_approve(cloud, machine_id)
+    await wait_for_state(cloud.parts, vend.id, "closed")
+    await cloud.sim.webhooks_idle()
+    assert ledger(cloud.sim, vend.id).captured == COLA.price
